@@ -24,11 +24,11 @@ from connector.errors import CurrencyMismatch, MoneyError
 # package by tests/test_money.py. ``None`` means the code has no minor unit at all (metals, funds,
 # testing codes) and cannot carry a receivable.
 _NON_DEFAULT_EXPONENTS: dict[str, int | None] = {
-    **dict.fromkeys(
-        "BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(), 0),
-    **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
-    **dict.fromkeys("CLF UYW".split(), 4),
-    **dict.fromkeys("XAG XAU XBA XBB XBC XBD XDR XPD XPT XSU XTS XUA XXX".split(), None),
+    **dict.fromkeys(["BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG",
+                     "RWF", "UGX", "UYI", "VND", "VUV", "XAF", "XOF", "XPF"], 0),
+    **dict.fromkeys(["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"], 3),
+    **dict.fromkeys(["CLF", "UYW"], 4),
+    **dict.fromkeys(["XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XDR", "XPD", "XPT", "XSU", "XTS", "XUA", "XXX"], None),
 }
 
 
@@ -57,7 +57,7 @@ def to_decimal(value: object, *, what: str = "amount") -> Decimal:
     Accepts the plain decimal notation used by e-invoices and bank files (``-1234.50``); a leading
     ``+`` is tolerated. Thousands separators and decimal commas are the business of the CSV mapping.
     """
-    if isinstance(value, bool) or isinstance(value, float):
+    if isinstance(value, (bool, float)):
         raise MoneyError(f"{what}: {type(value).__name__} {value!r} refused; amounts are exact decimals")
     if isinstance(value, Decimal):
         result = value

@@ -1,0 +1,366 @@
+"""The ``cessio`` command: a thin layer over the library; data on stdout, logs on stderr.
+
+Each command parses its options and calls one library function. Exit codes: 0 success, 1 failure,
+2 configuration error, 3 stopped for a human, 4 capability not built in this version.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from connector import __version__
+from connector.errors import CessioError, ConfigError, NotBuiltYet
+
+log = logging.getLogger("cessio")
+
+
+@dataclass
+class AppContext:
+    """What every command may need, loaded lazily (file-only commands need no config)."""
+
+    config_path: Path | None
+    db_path: Path | None
+    log_format: str
+    _config: Any = field(default=None, repr=False)
+
+    @property
+    def config(self):
+        from connector.config import DEFAULT_CONFIG_NAME, empty_config, load_config
+
+        if self._config is None:
+            path = self.config_path
+            if path is None and Path(DEFAULT_CONFIG_NAME).exists():
+                path = Path(DEFAULT_CONFIG_NAME)
+            if path is not None:
+                self._config = load_config(path)
+            elif self.db_path is not None:
+                self._config = empty_config(self.db_path.resolve())
+            else:
+                raise ConfigError(f"no configuration: pass --config FILE (or --db FILE), or create "
+                                  f"{DEFAULT_CONFIG_NAME} with `cessio init`")
+        return self._config
+
+    @property
+    def store_path(self) -> Path:
+        return self.db_path if self.db_path is not None else self.config.store_path
+
+    def open_store(self, *, actor: str = "cli"):
+        from connector.store import Store
+
+        return Store(self.store_path, actor=actor)
+
+
+def not_built(command: str, issue: str) -> None:
+    raise NotBuiltYet(f"`cessio {command}` is not built in this version yet ({issue}); nothing was done")
+
+
+def emit_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False, default=str))
+
+
+class CessioGroup(click.Group):
+    """Turns Cessio errors into one clear line on stderr and the matching exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CessioError as exc:
+            from connector.logs import redact
+
+            click.echo(f"cessio: {redact(str(exc))}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=CessioGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(path_type=Path), envvar="CESSIO_CONFIG",
+              help="Configuration file (default: ./cessio.toml, or $CESSIO_CONFIG).")
+@click.option("--db", "db_path", type=click.Path(path_type=Path), help="Store file; overrides store.path.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+@click.version_option(__version__, prog_name="cessio")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, db_path: Path | None, log_format: str,
+        verbose: int, quiet: bool) -> None:
+    """Cessio: assign receivables to a factor exactly once, and reconcile what is paid.
+
+    \b
+    Example:
+        cessio init > cessio.toml
+        cessio --config cessio.toml check
+        cessio demo
+    """
+    from connector.logs import setup_logging
+
+    level = "WARNING" if quiet else ("DEBUG" if verbose > 1 else "INFO")
+    setup_logging(fmt=log_format, level=level)
+    ctx.obj = AppContext(config_path=config_path, db_path=db_path, log_format=log_format)
+
+
+@cli.command()
+@click.option("--output", "-o", type=click.Path(path_type=Path), help="Write here instead of stdout.")
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def init(output: Path | None, force: bool) -> None:
+    """Write a commented starter configuration.
+
+    \b
+    Example:
+        cessio init -o cessio.toml
+    """
+    from connector.config import render_example
+
+    text = render_example()
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    if output.exists() and not force:
+        raise ConfigError(f"{output} exists; pass --force to overwrite")
+    output.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {output}", err=True)
+
+
+@cli.command()
+@click.pass_obj
+def check(app: AppContext) -> None:
+    """Validate the config, open the store, probe every source and factor (no side effects).
+
+    \b
+    Example:
+        cessio --config cessio.toml check
+    """
+    from connector.operations import run_checks
+
+    results = run_checks(app.config, app.store_path)
+    failed = False
+    for item in results:
+        click.echo(f"{'ok  ' if item['ok'] else 'FAIL'} {item['what']}: {item['detail']}")
+        failed |= not item["ok"]
+    if failed:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_obj
+def status(app: AppContext, fmt: str) -> None:
+    """Jobs, backlog and each factor's position.
+
+    \b
+    Example:
+        cessio --db cessio.db status --format json
+    """
+    from connector.operations import collect_status, render_status
+
+    with app.open_store(actor="cli") as store:
+        data = collect_status(store, app.config)
+    if fmt == "json":
+        emit_json(data)
+    else:
+        click.echo(render_status(data))
+
+
+@cli.group()
+def audit() -> None:
+    """The hash-chained audit log."""
+
+
+@audit.command("verify")
+@click.pass_obj
+def audit_verify(app: AppContext) -> None:
+    """Recompute the audit hash chain; name the first broken row.
+
+    \b
+    Example:
+        cessio --db cessio.db audit verify
+    """
+    with app.open_store() as store:
+        verdict = store.verify_audit()
+    if verdict.ok:
+        click.echo(f"audit chain ok: {verdict.rows} rows, head {verdict.head_hash or '-'}")
+    else:
+        click.echo(f"audit chain BROKEN at seq {verdict.first_broken_seq}: {verdict.problem}")
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+def inspect(files: tuple[Path, ...]) -> None:
+    """Parse invoice files; print one JSON object per file; store nothing.
+
+    \b
+    Example:
+        cessio inspect invoice.xml factur-x.pdf
+    """
+    not_built("inspect", "e-invoice ingestion, issue 3")
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.pass_obj
+def ingest(app: AppContext, paths: tuple[Path, ...]) -> None:
+    """Parse and store invoice files or folders (idempotent); quarantine the rest.
+
+    \b
+    Example:
+        cessio --db cessio.db ingest inbox/
+    """
+    not_built("ingest", "e-invoice ingestion, issue 3")
+
+
+@cli.command()
+@click.option("--source", help="Only this configured source.")
+@click.pass_obj
+def pull(app: AppContext, source: str | None) -> None:
+    """Run the configured source adapters once (incremental).
+
+    \b
+    Example:
+        cessio --config cessio.toml pull --source tryton
+    """
+    not_built("pull", "ERP source adapters, issue 4")
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Show decisions and reasons; send nothing.")
+@click.option("--factor", help="Only this configured factor.")
+@click.pass_obj
+def assign(app: AppContext, dry_run: bool, factor: str | None) -> None:
+    """Decide eligibility (with every reason), then assign to the factor exactly once.
+
+    \b
+    Example:
+        cessio --config cessio.toml assign --dry-run
+    """
+    not_built("assign", "assignment engine, issue 5")
+
+
+@cli.group()
+def statements() -> None:
+    """Bank and factor statements."""
+
+
+@statements.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.pass_obj
+def statements_import(app: AppContext, files: tuple[Path, ...]) -> None:
+    """Import camt.052/053/054, MT940/942 or CFONB 120 files (detected by content).
+
+    \b
+    Example:
+        cessio --db cessio.db statements import bank/2026-11-27.xml
+    """
+    not_built("statements import", "reconciliation, issue 7")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1)
+@click.pass_obj
+def reconcile(app: AppContext, args: tuple[str, ...]) -> None:
+    """Run the matching engine; review with accept | reject | allocate.
+
+    \b
+    Example:
+        cessio --db cessio.db reconcile
+        cessio --db cessio.db reconcile accept 42
+    """
+    not_built("reconcile", "reconciliation, issue 7")
+
+
+@cli.group()
+def export() -> None:
+    """Exports for finance staff."""
+
+
+@export.command("reconciliation")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+@click.option("--output", "-o", type=click.Path(path_type=Path))
+@click.pass_obj
+def export_reconciliation(app: AppContext, fmt: str, output: Path | None) -> None:
+    """One row per allocation (the reconciliation log).
+
+    \b
+    Example:
+        cessio --db cessio.db export reconciliation --format csv -o recon.csv
+    """
+    not_built("export reconciliation", "reconciliation, issue 7")
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "html", "json"]), default="text", show_default=True)
+@click.option("--output", "-o", type=click.Path(path_type=Path))
+@click.pass_obj
+def report(app: AppContext, fmt: str, output: Path | None) -> None:
+    """KPIs for finance staff: DSO, ageing, funding, reserve, fees, auto-match rate.
+
+    \b
+    Example:
+        cessio --db cessio.db report --format html -o report.html
+    """
+    not_built("report", "the agent and KPI reports, issue 8")
+
+
+@cli.command()
+@click.pass_obj
+def run(app: AppContext) -> None:
+    """The agent (scheduler) in the foreground, for systemd or a container.
+
+    \b
+    Example:
+        cessio --config /etc/cessio/cessio.toml run
+    """
+    not_built("run", "the agent, issue 8")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8600, show_default=True, type=int)
+@click.pass_obj
+def serve(app: AppContext, host: str, port: int) -> None:
+    """The review desk for finance staff (web, loopback by default).
+
+    \b
+    Example:
+        cessio --db cessio.db serve --port 8600
+    """
+    not_built("serve", "the web review desk, issue 10")
+
+
+@cli.command("sandbox-factor")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8700, show_default=True, type=int)
+@click.option("--data", type=click.Path(path_type=Path), default=Path("sandbox-factor.db"), show_default=True)
+@click.option("--faults", default="", help="kind=probability pairs, e.g. drop_after_commit=0.1,http_503=0.05")
+@click.option("--seed", type=int, default=0, show_default=True)
+def sandbox_factor(host: str, port: int, data: Path, faults: str, seed: int) -> None:
+    """A realistic factor on loopback implementing the Cessio Factor API.
+
+    \b
+    Example:
+        cessio sandbox-factor --port 8700 --data /tmp/factor.db --faults http_503=0.1 --seed 7
+    """
+    not_built("sandbox-factor", "assignment engine, issue 5")
+
+
+@cli.command()
+@click.option("--keep", is_flag=True, help="Keep the temporary folder and print its path.")
+def demo(keep: bool) -> None:
+    """Run the whole pipeline on the embedded default, in a temporary folder.
+
+    \b
+    Example:
+        cessio demo
+    """
+    from connector.demo import run_demo
+
+    run_demo(keep=keep, echo=click.echo)
+
+
+def main() -> None:
+    cli(prog_name="cessio")
