@@ -58,11 +58,7 @@ SECRET_HINT = 'write secrets as "env:VARIABLE" or "file:/path/to/0600-file", nev
 def _adapter_keys(type_name: str) -> Mapping[str, Key]:
     from connector.registry import adapter_class
 
-    try:
-        cls = adapter_class(type_name)
-    except KeyError as exc:
-        raise ConfigError(str(exc.args[0]), key="type") from None
-    return getattr(cls, "config_keys", {})
+    return getattr(adapter_class(type_name), "config_keys", {})
 
 
 FACTOR_KEYS: dict[str, Key] = {
@@ -263,7 +259,10 @@ def _validate(section: Section, data: Mapping[str, Any], prefix: str, base: Path
                 for name, value in data.items()}
     keys: dict[str, Key] = dict(section.keys)
     if section.variant_key and section.variants and section.variant_key in data:
-        keys.update(section.variants(str(data[section.variant_key])))
+        try:
+            keys.update(section.variants(str(data[section.variant_key])))
+        except KeyError as exc:
+            raise ConfigError(str(exc.args[0]), key=f"{prefix}.{section.variant_key}") from None
     out: dict[str, Any] = {}
     for name, value in data.items():
         dotted = f"{prefix}.{name}" if prefix else name
