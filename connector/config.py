@@ -162,6 +162,14 @@ class SecretRef:
     key: str
 
     def reveal(self) -> str:
+        """The secret's value; it is registered for redaction so no log line can carry it."""
+        from connector.logs import register_secret
+
+        value = self._read()
+        register_secret(value)
+        return value
+
+    def _read(self) -> str:
         scheme, _, target = self.ref.partition(":")
         if scheme == "env":
             value = os.environ.get(target)
