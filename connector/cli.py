@@ -191,27 +191,61 @@ def audit_verify(app: AppContext) -> None:
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-def inspect(files: tuple[Path, ...]) -> None:
+@click.option("--official/--no-official", default=True, show_default=True,
+              help="Also run the official EN 16931 / Factur-X rules (saxonche; ~1 s to compile once).")
+@click.option("--default-payment-days", type=int, default=None,
+              help="Derive a due date this many days after issue when the invoice states none (flagged).")
+def inspect(files: tuple[Path, ...], official: bool, default_payment_days: int | None) -> None:
     """Parse invoice files; print one JSON object per file; store nothing.
+
+    Exit code 1 when any file is not a readable invoice (its object says why).
 
     \b
     Example:
         cessio inspect invoice.xml factur-x.pdf
     """
-    not_built("inspect", "e-invoice ingestion, issue 3")
+    from connector.ingest import inspect_file
+
+    failed = False
+    for path in files:
+        result = inspect_file(path, official=official, default_payment_days=default_payment_days)
+        failed = failed or not result["ok"]
+        emit_json(result)
+    if failed:
+        sys.exit(1)
 
 
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--official", is_flag=True,
+              help="Also run the official EN 16931 rules (slower; native rules always run).")
 @click.pass_obj
-def ingest(app: AppContext, paths: tuple[Path, ...]) -> None:
+def ingest(app: AppContext, paths: tuple[Path, ...], official: bool) -> None:
     """Parse and store invoice files or folders (idempotent); quarantine the rest.
+
+    Folders are read recursively. Prints a summary and one line per quarantined file.
 
     \b
     Example:
         cessio --db cessio.db ingest inbox/
     """
-    not_built("ingest", "e-invoice ingestion, issue 3")
+    from connector.ingest import ingest_paths, iter_files
+
+    config = app.config
+    days = config.section("company").get("default_payment_days")
+    official = official or bool(config.section("inbox").get("official_rules", False))
+    with app.open_store() as store:
+        if sys.stderr.isatty():
+            files = list(iter_files(paths))
+            with click.progressbar(length=len(files), label="ingesting", file=sys.stderr) as bar:
+                report = ingest_paths(store, files, official=official, default_payment_days=days,
+                                      progress=lambda _outcome: bar.update(1))
+        else:
+            report = ingest_paths(store, paths, official=official, default_payment_days=days)
+    click.echo(report.line())
+    for outcome in report.outcomes:
+        if outcome.status == "rejected":
+            click.echo(f"  quarantined {outcome.reason}")
 
 
 @cli.command()
@@ -224,7 +258,45 @@ def pull(app: AppContext, source: str | None) -> None:
     Example:
         cessio --config cessio.toml pull --source tryton
     """
-    not_built("pull", "ERP source adapters, issue 4")
+    import contextlib
+
+    from connector.pull import pull as pull_sources
+
+    def bar(name: str):
+        return _TtyProgress(name) if sys.stderr.isatty() else contextlib.nullcontext(_NoBar())
+
+    with app.open_store(actor="pull") as store:
+        summaries = pull_sources(app.config, store, source=source, progress_factory=bar)
+    for summary in summaries:
+        click.echo(summary.line())
+    if any(s.error for s in summaries):
+        sys.exit(1)
+
+
+class _NoBar:
+    """Progress sink when stderr is not a terminal (logs and pipes stay clean)."""
+
+    def update(self, n: int) -> None:
+        pass
+
+
+class _TtyProgress:
+    """A one-line counter on a terminal's stderr (a source's size is unknown before it is read)."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.done = name, 0
+
+    def __enter__(self) -> _TtyProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.done >= 250:
+            click.echo(err=True)  # end the counter's line before the summary
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.done % 250 == 0:
+            click.echo(f"\rpulling {self.name}: {self.done} records", err=True, nl=False)
 
 
 @cli.command()
@@ -238,7 +310,15 @@ def assign(app: AppContext, dry_run: bool, factor: str | None) -> None:
     Example:
         cessio --config cessio.toml assign --dry-run
     """
-    not_built("assign", "assignment engine, issue 5")
+    from connector.factors.engine import render_report, run_assign
+
+    with app.open_store(actor="cli") as store:
+        reports = run_assign(store, app.config, factor=factor, dry_run=dry_run)
+    for report in reports:
+        click.echo("\n".join(render_report(report, dry_run=dry_run)))
+    if not reports:
+        click.echo("no factor configured ([factors.NAME] in the config)", err=True)
+        sys.exit(1)
 
 
 @cli.group()
@@ -256,21 +336,39 @@ def statements_import(app: AppContext, files: tuple[Path, ...]) -> None:
     Example:
         cessio --db cessio.db statements import bank/2026-11-27.xml
     """
-    not_built("statements import", "reconciliation, issue 7")
+    from connector.reconcile.importing import import_files
+
+    with app.open_store(actor="statements") as store:
+        results = import_files(store, list(files))
+    for result in results:
+        click.echo(result.line())
+    if any(r.error for r in results):
+        sys.exit(1)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
 @click.argument("args", nargs=-1)
 @click.pass_obj
 def reconcile(app: AppContext, args: tuple[str, ...]) -> None:
-    """Run the matching engine; review with accept | reject | allocate.
+    """Run the matching engine; review with queue | accept | reject | allocate.
+
+    \b
+    reconcile                          match every undecided line, print the summary
+    reconcile queue [N]                lines waiting for a decision, with candidates (JSON lines)
+    reconcile accept ALLOCATION_ID     accept a suggestion (every piece of its proposal)
+    reconcile reject ALLOCATION_ID     reject a suggestion, or take a decision back
+    reconcile allocate LINE_ID INVOICE=AMOUNT ...   allocate by hand (invoice number or #id)
+    The decider is $CESSIO_ACTOR (default: your login name).
 
     \b
     Example:
         cessio --db cessio.db reconcile
         cessio --db cessio.db reconcile accept 42
+        cessio --db cessio.db reconcile allocate 17 FA-2026-00123=1200.00 AV-2026-00007=-200.00
     """
-    not_built("reconcile", "reconciliation, issue 7")
+    from connector.reconcile.cli import reconcile_command
+
+    reconcile_command(app, list(args), echo=click.echo)
 
 
 @cli.group()
@@ -289,7 +387,16 @@ def export_reconciliation(app: AppContext, fmt: str, output: Path | None) -> Non
     Example:
         cessio --db cessio.db export reconciliation --format csv -o recon.csv
     """
-    not_built("export reconciliation", "reconciliation, issue 7")
+    from connector.reconcile.export import reconciliation_rows, write_reconciliation
+
+    with app.open_store(actor="export") as store:
+        rows = reconciliation_rows(store)
+    if output is None:
+        write_reconciliation(rows, sys.stdout, fmt)
+    else:
+        with output.open("w", encoding="utf-8", newline="") as fp:
+            write_reconciliation(rows, fp, fmt)
+        click.echo(f"wrote {len(rows)} row(s) to {output}", err=True)
 
 
 @cli.command()
@@ -303,7 +410,15 @@ def report(app: AppContext, fmt: str, output: Path | None) -> None:
     Example:
         cessio --db cessio.db report --format html -o report.html
     """
-    not_built("report", "the agent and KPI reports, issue 8")
+    from connector.clock import today
+    from connector.report import render_report, write_report
+
+    with app.open_store(actor="report") as store:
+        if output is not None:
+            write_report(store, app.config, today(), output, fmt=fmt)
+            click.echo(f"wrote {output}", err=True)
+        else:
+            click.echo(render_report(store, app.config, today(), fmt=fmt), nl=False)
 
 
 @cli.command()
@@ -315,21 +430,49 @@ def run(app: AppContext) -> None:
     Example:
         cessio --config /etc/cessio/cessio.toml run
     """
-    not_built("run", "the agent, issue 8")
+    from connector.agent import run_agent
+    from connector.logs import setup_logging
+
+    config = app.config
+    if config.section("log")["format"] == "json" and app.log_format == "text":
+        setup_logging(fmt="json", level=config.section("log")["level"])  # the agent's logs go to a collector
+    sys.exit(run_agent(config, store_path=app.store_path, config_path=config.path))
 
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8600, show_default=True, type=int)
+@click.option("--create-user", "create_user", metavar="NAME",
+              help="Create (or reset) a desk user and exit; the password is read from $CESSIO_DESK_PASSWORD "
+                   "or from stdin, never from the command line.")
+@click.option("--role", type=click.Choice(["viewer", "reviewer", "admin"]), default="viewer", show_default=True)
 @click.pass_obj
-def serve(app: AppContext, host: str, port: int) -> None:
-    """The review desk for finance staff (web, loopback by default).
+def serve(app: AppContext, host: str, port: int, create_user: str | None, role: str) -> None:
+    """The review desk for finance staff (web, loopback only; port 0 picks a free one).
 
     \b
     Example:
+        printf '%s' "$PASSWORD" | cessio --db cessio.db serve --create-user alice --role reviewer
         cessio --db cessio.db serve --port 8600
     """
-    not_built("serve", "the web review desk, issue 10")
+    import os
+
+    if create_user:
+        from connector.web.auth import create_user as make_user
+
+        password = os.environ.get("CESSIO_DESK_PASSWORD")
+        if password is None:
+            password = sys.stdin.readline().rstrip("\r\n")
+        with app.open_store(actor="cli") as store:
+            make_user(store, create_user, role, password)
+        click.echo(f"desk user {create_user} ({role}) saved", err=True)
+        return
+    from connector.web import serve as serve_desk
+
+    config = None
+    if app.config_path is not None or app.db_path is None:
+        config = app.config
+    serve_desk(app.store_path, host=host, port=port, config=config, echo=lambda line: click.echo(line))
 
 
 @cli.command("sandbox-factor")
@@ -344,8 +487,16 @@ def sandbox_factor(host: str, port: int, data: Path, faults: str, seed: int) -> 
     \b
     Example:
         cessio sandbox-factor --port 8700 --data /tmp/factor.db --faults http_503=0.1 --seed 7
+
+    Port 0 picks a free port; the first stdout line names the URL. Sandbox-only admin routes:
+    POST /v1/_sandbox/advance {"days": N}, POST /v1/_sandbox/outage {"seconds": S}, GET /v1/_sandbox/stats.
     """
-    not_built("sandbox-factor", "assignment engine, issue 5")
+    from connector.sandbox import serve
+
+    try:
+        serve(host, port, data, faults, seed, echo=lambda line: click.echo(line))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @cli.command()

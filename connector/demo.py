@@ -86,8 +86,9 @@ def run_demo(*, keep: bool = False, echo: Callable[[str], None] = print) -> Path
             ctx.store.close()
         for closer in ctx.state.get("cleanup", []):
             closer()
-        if keep:
-            echo(f"kept {folder}")
+        report = ctx.state.get("report_path")
+        if keep or report:  # the HTML report is the demo's result: keep its folder so it can be opened
+            echo(f"kept {folder}" + (f" (open {report}; delete the folder when done)" if report else ""))
         else:
             shutil.rmtree(folder, ignore_errors=True)
     return folder

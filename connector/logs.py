@@ -54,6 +54,10 @@ class RedactingFilter(logging.Filter):
             record.exc_text = None
         record.msg = redact(message)
         record.args = None
+        for extra in ("job", "event", "file"):  # the extras JsonFormatter writes must be redacted too
+            value = getattr(record, extra, None)
+            if value is not None:
+                setattr(record, extra, redact(value if isinstance(value, str) else str(value)))
         record.run_id = run_id_var.get()
         return True
 

@@ -244,6 +244,8 @@ class StatementLine:
     charges: Money | None = None
     instructed_amount: Money | None = None  # original amount before FX conversion
     occurrence: int = 1  # disambiguates identical lines without a bank reference (1, 2, ...)
+    references: tuple[str, ...] = ()  # every other id the bank gave (InstrId, PmtInfId, mandate, extra refs)
+    reversal: bool = False  # a storno / RvslInd entry: it cancels an earlier booking
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
@@ -298,6 +300,9 @@ class FactorEvent:
 
 def to_jsonable(value: Any) -> Any:
     """Plain JSON data for any model object: Money as ``{"amount": "1.00", "currency": "EUR"}``."""
+    kind = type(value)
+    if value is None or kind is str or kind is int or kind is bool:
+        return value  # leaves first: most of an invoice's values (same result, far fewer checks)
     if isinstance(value, Money):
         return {"amount": str(value.amount), "currency": value.currency}
     if isinstance(value, enum.Enum):

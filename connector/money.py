@@ -95,6 +95,10 @@ class Money:
         currency = normalise_currency(self.currency)
         amount = to_decimal(self.amount)
         exponent = minor_unit_exponent(currency)
+        # the store keeps 64-bit integer minor units; larger amounts (and Decimal's 28-digit overflow
+        # in quantize) are refused here rather than failing later as InvalidOperation or OverflowError
+        if amount.adjusted() + exponent >= 18:
+            raise MoneyError(f"{amount} {currency} is too large to be an amount")
         quantised = amount.quantize(_quantum(exponent))
         if quantised != amount:
             raise MoneyError(

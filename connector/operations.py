@@ -27,7 +27,7 @@ def run_checks(config: Any, store_path: Path) -> list[dict[str, Any]]:
         results.append({"what": "audit", "ok": verdict.ok,
                         "detail": f"{verdict.rows} rows" if verdict.ok
                         else f"broken at seq {verdict.first_broken_seq}: {verdict.problem}"})
-    except CessioError as exc:
+    except (CessioError, sqlite3.Error) as exc:  # a corrupt file fails inside SQLite, not only at open
         results.append({"what": "store", "ok": False, "detail": str(exc)})
     for name, source in (config.sources or {}).items():
         results.append(_probe_source(name, source))
@@ -61,13 +61,34 @@ def _probe_factor(name: str, factor: dict[str, Any]) -> dict[str, Any]:
 
 
 def collect_status(store: Any, config: Any | None) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "store": str(store.path),
-        "backlog": store.backlog(),
-        "jobs": store.last_job_runs(),
-        "invoices": store.count_invoices(),
-        "audit_head": store.audit_head(),
-    }
+    """Backlog, each job's last run (outcome, duration) and next run, the agent's liveness, factor positions."""
+    alert_after = 3
+    if config is not None:
+        alert_after = config.section("agent").get("alert_after_failures") or alert_after
+    with store.snapshot():
+        runs = {run["job_id"]: run for run in store.last_job_runs()}
+        schedule = {row["job_id"]: row for row in store.published_schedule()}
+        session = store.last_agent_session()
+        data: dict[str, Any] = {
+            "store": str(store.path),
+            "backlog": store.backlog(),
+            "invoices": store.count_invoices(),
+            "audit_head": store.audit_head(),
+        }
+    jobs = []
+    for job_id in sorted(set(runs) | set(schedule)):
+        run, planned = runs.get(job_id, {}), schedule.get(job_id, {})
+        streak = run.get("failures_in_a_row", 0)
+        jobs.append({"job_id": job_id, "trigger": planned.get("trigger"), "last_run": run.get("started_at"),
+                     "outcome": run.get("outcome") or ("running" if run else None),
+                     "duration_ms": run.get("duration_ms"), "error": run.get("error"),
+                     "next_run": planned.get("next_run_at"), "failures_in_a_row": streak,
+                     "alert": streak >= alert_after})
+    data["agent"] = _agent_liveness(session)
+    if data["agent"]["state"] != "running":
+        for job in jobs:
+            job["next_run"] = None  # no agent, no next run: say so rather than show a stale time
+    data["jobs"] = jobs
     try:
         from connector.factors import factor_positions  # provided by the assignment engine
     except ImportError:
@@ -77,13 +98,43 @@ def collect_status(store: Any, config: Any | None) -> dict[str, Any]:
     return data
 
 
+def _agent_liveness(session: dict[str, Any] | None) -> dict[str, Any]:
+    """Whether an agent seems to be running: its session is open and its heartbeat is recent."""
+    import datetime as dt
+
+    if session is None:
+        return {"state": "never started"}
+    state = session.get("outcome") or "running"
+    if state == "running":
+        beat = dt.datetime.fromisoformat(session["heartbeat_at"])
+        age = (dt.datetime.now(dt.UTC) - beat).total_seconds()
+        if age > 60:
+            state = f"not responding (last heartbeat {int(age)}s ago; crashed?)"
+    return {"state": state, "pid": session["pid"], "host": session["host"], "started_at": session["started_at"],
+            "heartbeat_at": session["heartbeat_at"], "stopped_at": session.get("stopped_at")}
+
+
+def _short_time(text: str | None) -> str:
+    return text.replace("T", " ")[:19] if text else "-"
+
+
 def render_status(data: dict[str, Any]) -> str:
-    lines = [f"store: {data['store']}", f"invoices: {data['invoices']}", "backlog:"]
+    lines = [f"store: {data['store']}", f"invoices: {data['invoices']}"]
+    agent = data.get("agent") or {}
+    if agent:
+        where = f" (pid {agent['pid']} on {agent['host']}, since {_short_time(agent['started_at'])})" \
+            if "pid" in agent else ""
+        lines.append(f"agent: {agent['state']}{where}")
+    lines.append("backlog:")
     lines += [f"  {key.replace('_', ' ')}: {value}" for key, value in data["backlog"].items()]
-    lines.append("jobs:" if data["jobs"] else "jobs: none run yet")
+    lines.append("jobs (times in UTC):" if data["jobs"] else "jobs: none run yet")
     for job in data["jobs"]:
-        alert = f"  ALERT: {job['failures_in_a_row']} failures in a row" if job["failures_in_a_row"] >= 3 else ""
-        lines.append(f"  {job['job_id']}: {job['outcome'] or 'running'} at {job['started_at']}{alert}")
+        duration = f" in {job['duration_ms']} ms" if job.get("duration_ms") is not None else ""
+        alert = f"  ALERT: {job['failures_in_a_row']} failures in a row" if job.get("alert") else ""
+        lines.append(f"  {job['job_id']}: {job['outcome'] or 'not run yet'} at {_short_time(job['last_run'])}"
+                     f"{duration}, next {_short_time(job.get('next_run'))}{alert}")
+        if job.get("outcome") in ("failed", "not_built") and job.get("error"):
+            lines.append(f"    {job['error'][:160]}")
     for factor in data.get("factors", []):
         lines.append(f"factor {factor.get('name')}:")
         lines += [f"  {k}: {v}" for k, v in factor.items() if k != "name"]

@@ -56,7 +56,7 @@ class StoreBase:
                                  "is it on a network file system?")
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.execute("PRAGMA foreign_keys=ON")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, UnicodeDecodeError) as exc:  # a corrupt file can yield undecodable errors
             raise translate_sqlite_error(exc, f"opening store {self.path}") from exc
         self.db = sqlite_utils.Database(self.conn)
         if migrate:
