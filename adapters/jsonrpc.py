@@ -1,0 +1,119 @@
+"""Small JSON-RPC 2.0-style clients for ERPs over HTTP (Tryton, Odoo), with requests and explicit timeouts.
+
+Transport errors become :class:`~connector.errors.RetryLater`; authentication and access errors a
+:class:`~connector.errors.ConfigError`; errors the ERP reports for a call are raised as
+:class:`RpcFault` (a ``StopAndAsk``) carrying the ERP's error type and message. Tryton's JSON encodes
+Decimal, date and datetime as ``{"__class__": ...}`` objects; :func:`tryton_decode` and
+:class:`TrytonEncoder` convert them exactly (amounts never pass through a float).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from typing import Any
+
+import requests
+
+from connector.config import SecretRef
+from connector.errors import ConfigError, RetryLater, StopAndAsk
+
+
+class RpcFault(StopAndAsk):
+    """The ERP answered a call with an error."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+
+
+def reveal(value: Any, key: str) -> str:
+    """A secret option's value: a :class:`SecretRef`, or an ``env:``/``file:`` reference text."""
+    if isinstance(value, SecretRef):
+        return value.reveal()
+    if isinstance(value, str) and value.split(":", 1)[0] in {"env", "file"} and ":" in value:
+        return SecretRef(value, key).reveal()
+    raise ConfigError('write the password as "env:VARIABLE" or "file:/path/0600-file", never in clear', key=key)
+
+
+def tryton_decode(obj: dict[str, Any]) -> Any:
+    """``json.loads`` object hook for Tryton's typed values."""
+    kind = obj.get("__class__")
+    if kind is None:
+        return obj
+    if kind == "Decimal":
+        return Decimal(obj["decimal"])
+    if kind == "date":
+        return dt.date(obj["year"], obj["month"], obj["day"])
+    if kind == "datetime":
+        return dt.datetime(obj["year"], obj["month"], obj["day"], obj.get("hour", 0), obj.get("minute", 0),
+                           obj.get("second", 0), obj.get("microsecond", 0))
+    if kind == "time":
+        return dt.time(obj.get("hour", 0), obj.get("minute", 0), obj.get("second", 0), obj.get("microsecond", 0))
+    if kind == "timedelta":
+        return dt.timedelta(seconds=obj["seconds"])
+    if kind == "bytes":
+        import base64
+
+        return base64.decodebytes(obj["base64"].encode())
+    return obj
+
+
+class TrytonEncoder(json.JSONEncoder):
+    def default(self, o: Any) -> Any:
+        if isinstance(o, Decimal):
+            return {"__class__": "Decimal", "decimal": str(o)}
+        if isinstance(o, dt.datetime):
+            return {"__class__": "datetime", "year": o.year, "month": o.month, "day": o.day, "hour": o.hour,
+                    "minute": o.minute, "second": o.second, "microsecond": o.microsecond}
+        if isinstance(o, dt.date):
+            return {"__class__": "date", "year": o.year, "month": o.month, "day": o.day}
+        if isinstance(o, float):
+            raise TypeError("float in an RPC call near money")
+        return super().default(o)
+
+
+class JsonRpcClient:
+    """POST ``{"id", "method", "params"}`` to one URL; the caller adds authentication headers."""
+
+    def __init__(self, url: str, *, timeout: tuple[float, float] = (5.0, 60.0)) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.http = requests.Session()
+        self.headers: dict[str, str] = {"Content-Type": "application/json"}
+        self._id = 0
+
+    def post(self, payload: dict[str, Any]) -> Any:
+        self._id += 1
+        payload = {"id": self._id, **payload}
+        body = json.dumps(payload, cls=TrytonEncoder)
+        try:
+            response = self.http.post(self.url, data=body.encode(), headers=self.headers, timeout=self.timeout)
+        except requests.Timeout as exc:
+            raise RetryLater(f"{self.url}: no answer within {self.timeout[1]}s ({type(exc).__name__})") from None
+        except requests.ConnectionError as exc:
+            raise RetryLater(f"{self.url}: cannot connect ({exc.__class__.__name__})") from None
+        if response.status_code in (401, 403):
+            raise ConfigError(f"{self.url}: authentication refused (HTTP {response.status_code})")
+        if response.status_code == 404:
+            raise ConfigError(f"{self.url}: not found (HTTP 404); check the url and database")
+        if response.status_code == 429 or response.status_code >= 500:
+            raise RetryLater(f"{self.url}: HTTP {response.status_code}",
+                             retry_after=_retry_after(response.headers.get("Retry-After")))
+        if response.status_code != 200:
+            raise StopAndAsk(f"{self.url}: unexpected HTTP {response.status_code}")
+        try:
+            return json.loads(response.content, object_hook=tryton_decode)
+        except ValueError:
+            raise RetryLater(f"{self.url}: the answer is not JSON (HTTP {response.status_code})") from None
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None

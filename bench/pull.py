@@ -1,0 +1,143 @@
+"""Benchmark of ERP pulls: CSV rows per second and peak memory, and a real Tryton pull.
+
+    .venv/bin/python bench/pull.py             # CSV: 10,000 rows (baseline) and 100,000 rows
+    .venv/bin/python bench/pull.py --tryton    # also: 2,000 invoices from a real trytond on loopback
+
+Each CSV size runs in its own subprocess so its peak RSS (``ru_maxrss``) is its own; the 10,000-row run is
+the baseline the 100,000-row run is compared with (memory ratio ~1.0 means it does not grow with the
+file). Two rates are printed: the adapter alone (read + parse + map to canonical invoices) and the full
+pull into a fresh store (fingerprints, versions, audit chain, cursor commits every 2,000 rows).
+Targets (issue 4): at least 20,000 rows/s, memory flat in the file size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+COMPANY = {"name": "Cessio Demo SAS", "country": "FR", "legal_id": "732829320"}
+HEADER = ("invoice_number,issue_date,due_date,currency,total,open_amount,net,vat,type,status,customer_id,customer,"
+          "customer_vat,customer_siren,customer_country,customer_street,customer_postcode,customer_city,order,"
+          "credits_invoice,payment_ref")
+DEBTORS = [("C001", "ACME Industrie SA", "FR96552100554", "552100554"),
+           ("C002", "Brasserie du Nord SARL", "FR59542051180", "542051180"),
+           ("C003", "Transports Girard SAS", "FR64443061841", "443061841")]
+
+
+def write_export(path: Path, rows: int) -> None:
+    base = dt.date(2026, 1, 1)
+    with path.open("w", encoding="utf-8", newline="") as out:
+        out.write(HEADER + "\n")
+        for n in range(rows):
+            cid, name, vat, siren = DEBTORS[n % len(DEBTORS)]
+            issue = base + dt.timedelta(days=n % 300)
+            net = 100 + (n * 37) % 90000
+            gross = f"{net * 12 // 10}.{n % 100:02d}"
+            out.write(f"INV-{n:07d},{issue},{issue + dt.timedelta(days=60)},EUR,{gross},{gross},{net}.00,"
+                      f"{gross},INV,open,{cid},{name},{vat},{siren},FR,1 rue X,75002,Paris,PO-{n},,\n")
+
+
+def measure(rows: int) -> dict:
+    """One size, in this process: adapter-only rate, then full pull rate; peak RSS."""
+    from adapters.csv_export import CsvExportAdapter
+    from connector.adapter import Rejected
+    from connector.pull import pull_source
+    from connector.store import Store
+
+    folder = Path(tempfile.mkdtemp(prefix="cessio-bench-"))
+    export = folder / "export.csv"
+    write_export(export, rows)
+    adapter = CsvExportAdapter("bench", {"path": str(export), "mapping": "generic", "_company": COMPANY})
+    started, cpu = time.perf_counter(), time.process_time()
+    stream = adapter.read(None)
+    rejected = sum(isinstance(item, Rejected) for item in stream)
+    parse_seconds, parse_cpu = time.perf_counter() - started, time.process_time() - cpu
+    store = Store(folder / "bench.db", actor="bench")
+    started, cpu = time.perf_counter(), time.process_time()
+    summary = pull_source(store, CsvExportAdapter("bench", adapter.options))
+    pull_seconds, pull_cpu = time.perf_counter() - started, time.process_time() - cpu
+    store.close()
+    return {"rows": rows, "rejected": rejected, "parse_rows_per_s": round(rows / parse_seconds),
+            "parse_rows_per_cpu_s": round(rows / parse_cpu), "pull_rows_per_cpu_s": round(rows / pull_cpu),
+            "pull_rows_per_s": round(rows / pull_seconds), "stored": summary.new,
+            "pull_seconds": round(pull_seconds, 2), "file_mb": round(export.stat().st_size / 1e6, 1),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def run_size(rows: int) -> dict:
+    done = subprocess.run([sys.executable, __file__, "--one", str(rows)], capture_output=True, text=True,
+                          check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_tryton(count: int) -> None:
+    sys.path.insert(0, str(ROOT))
+    from adapters.tryton import TrytonAdapter
+    from connector.pull import pull_source
+    from connector.store import Store
+    from tests.adapters.tryton_server import running_server
+
+    folder = Path(tempfile.mkdtemp(prefix="cessio-bench-tryton-"))
+    with running_server(folder / "server") as server:
+        started = time.perf_counter()
+        server.operate({"op": "invoice", "party": "ACME Industrie SA", "lines": [[2, "500.00"]], "count": count},
+                       timeout=1800)
+        seeded = time.perf_counter() - started
+        store = Store(folder / "bench.db", actor="bench")
+        started = time.perf_counter()
+        summary = pull_source(store, TrytonAdapter("tryton", server.options()))
+        seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        again = pull_source(store, TrytonAdapter("tryton", server.options()))
+        again_seconds = time.perf_counter() - started
+        store.close()
+    print(f"tryton: seeded {count} posted invoices with proteus in {seeded:.0f}s")
+    print(f"tryton: first pull {summary.new} new in {seconds:.1f}s = {summary.new / seconds:.0f} invoices/s "
+          f"(page_size 200, {summary.checkpoints} checkpoints)")
+    print(f"tryton: incremental pull right after: {again.new} new, {again.unchanged} re-read in the overlap "
+          f"window, {again_seconds:.1f}s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--baseline-rows", type=int, default=10_000)
+    parser.add_argument("--tryton", action="store_true", help="also pull 2,000 invoices from a real trytond")
+    parser.add_argument("--tryton-invoices", type=int, default=2000)
+    parser.add_argument("--tryton-only", action="store_true", help="only the Tryton part")
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure(args.one)))
+        return
+    if args.tryton_only:
+        bench_tryton(args.tryton_invoices)
+        return
+    baseline, big = run_size(args.baseline_rows), run_size(args.rows)
+    for result in (baseline, big):
+        print(f"csv {result['rows']:>7} rows ({result['file_mb']} MB): adapter {result['parse_rows_per_s']:>6} rows/s"
+              f" ({result['parse_rows_per_cpu_s']} per CPU-s), full pull {result['pull_rows_per_s']:>6} rows/s "
+              f"({result['pull_rows_per_cpu_s']} per CPU-s; {result['pull_seconds']}s, {result['stored']} stored), "
+              f"peak RSS {result['peak_rss_mb']} MB")
+    print(f"csv memory ratio {big['rows'] // baseline['rows']}x rows: "
+          f"{big['peak_rss_mb'] / baseline['peak_rss_mb']:.2f}x peak RSS (target ~1.0)")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall-clock rates suffer under load)")
+    print(f"csv target 20,000 rows/s: adapter {'met' if big['parse_rows_per_s'] >= 20000 else 'NOT met'}, "
+          f"full pull {'met' if big['pull_rows_per_s'] >= 20000 else 'NOT met'}")
+    if args.tryton:
+        bench_tryton(args.tryton_invoices)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""The Odoo adapter against a TEST DOUBLE of Odoo's external JSON-RPC API (tests/adapters/odoo_double.py):
+a real HTTP server on loopback replaying Odoo-shaped records, since Odoo cannot run on this machine."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar
+
+import pytest
+
+from adapters.odoo import OdooAdapter
+from connector.errors import ConfigError, RetryLater
+from connector.model import InvoiceKind
+from connector.money import Money
+from connector.pull import pull_source, record_payment_in_erp
+from connector.testing import AdapterContract
+from tests.adapters.odoo_double import OdooDouble
+
+
+@pytest.fixture
+def odoo(monkeypatch):
+    double = OdooDouble().start()
+    monkeypatch.setenv("CESSIO_TEST_ODOO_KEY", double.api_key)
+    yield double
+    double.stop()
+
+
+def make(odoo: OdooDouble, **extra) -> OdooAdapter:
+    return OdooAdapter("odoo", {"url": odoo.url, "database": odoo.database, "login": odoo.login,
+                                "api_key": "env:CESSIO_TEST_ODOO_KEY", "payment_journal": "BNK1", **extra})
+
+
+class TestOdooContract(AdapterContract):
+    batch_option: ClassVar[dict[str, Any]] = {"page_size": 2}
+
+    @pytest.fixture
+    def make_adapter(self, odoo):
+        return lambda **overrides: make(odoo, **overrides)
+
+    @pytest.fixture
+    def bad_adapter(self, odoo, monkeypatch):
+        monkeypatch.setenv("CESSIO_TEST_ODOO_WRONG", "wrong-key")
+        return make(odoo, api_key="env:CESSIO_TEST_ODOO_WRONG")
+
+    @pytest.fixture
+    def change_one_record(self, odoo):
+        def change() -> str:
+            odoo.write("account.move", 11, amount_residual=200.0, payment_state="partial")
+            return "11"
+        return change
+
+
+def test_moves_map_to_invoices_with_exact_amounts_and_identity(odoo, store) -> None:
+    summary = pull_source(store, make(odoo))
+    assert (summary.new, summary.quarantined) == (6, 1)  # INV/2026/00017 has no invoice date
+    assert store.quarantined()[0]["field"] == "invoice_date"
+    by_number = {row["number"]: store.get_invoice(row["id"]) for row in store.invoice_rows()}
+    acme = by_number["INV/2026/00011"]
+    assert acme.total_gross == Money.parse("1200.00", "EUR") and acme.total_net == Money.parse("1000.00", "EUR")
+    assert acme.due_date == dt.date(2026, 10, 31)
+    assert (acme.buyer.legal_id, acme.buyer.legal_id_scheme, acme.buyer.vat_id) == ("552100554", "0002",
+                                                                                    "FR96552100554")
+    brasserie = by_number["INV/2026/00012"]
+    assert brasserie.buyer.legal_id_scheme == "0009"  # a 14-digit company registry is a SIRET
+    assert (brasserie.amount_due, brasserie.erp_status) == (Money.parse("180.00", "EUR"), "partially_paid")
+    assert by_number["INV/2026/00014"].total_gross.amount.as_tuple().exponent == -2  # 1234.56 exactly
+    assert str(by_number["INV/2026/00014"].total_gross.amount) == "1234.56"
+    refund = by_number["RINV/2026/00001"]
+    assert refund.kind is InvoiceKind.CREDIT_NOTE and refund.preceding_invoices == ("INV/2026/00011",)
+    assert store.erp_status_of(acme.invoice_key) == "partially_credited"
+    assert by_number["INV/2026/00018"].erp_status == "paid"  # in_payment: the debtor paid
+    assert "INV/2026/00016" not in by_number  # cancelled before Cessio saw it: nothing to store
+
+
+def test_cancellation_after_pull_is_recorded(odoo, store) -> None:
+    pull_source(store, make(odoo))
+    odoo.write("account.move", 14, state="cancel")
+    summary = pull_source(store, make(odoo))
+    key = store.invoice_key_by_source_id("odoo", "14")
+    assert store.erp_status_of(key) == "cancelled"
+    assert {"invoice_key": key, "from": "open", "to": "cancelled"} in summary.events
+
+
+def test_payment_written_back_once(odoo, store) -> None:
+    pull_source(store, make(odoo))
+    invoice_id = store.find_invoice_id(store.invoice_key_by_source_id("odoo", "14"))
+    first = record_payment_in_erp(store, make(odoo), invoice_id=invoice_id, amount=Money.parse("1234.56", "EUR"),
+                                  date=dt.date(2026, 11, 20), reference="cessio:alloc:9")
+    again = record_payment_in_erp(store, make(odoo), invoice_id=invoice_id, amount=Money.parse("1234.56", "EUR"),
+                                  date=dt.date(2026, 11, 20), reference="cessio:alloc:9")
+    assert first == again and len(odoo.data["account.payment"]) == 1
+    wizard = next(r for r in odoo.requests if "account.payment.register" in str(r) and "create" in str(r))
+    assert wizard["params"]["args"][6]["context"]["active_ids"] == [14]
+    pull_source(store, make(odoo))
+    assert store.erp_status_of(store.invoice_key_by_source_id("odoo", "14")) == "paid"
+
+
+def test_errors_are_classified(odoo) -> None:
+    with pytest.raises(ConfigError):
+        make(odoo, api_key="plain-text-key").check()
+    odoo.stop()
+    with pytest.raises(RetryLater):
+        make(odoo).check()

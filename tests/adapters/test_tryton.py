@@ -1,0 +1,153 @@
+"""The Tryton adapter against a real trytond server on SQLite (see conftest.py and tryton_server.py).
+
+Invoices are created, credited and paid in Tryton with proteus as a user would; the adapter reads them
+over JSON-RPC and writes payments back with Tryton's own "Pay invoice" wizard.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from typing import Any, ClassVar
+
+import pytest
+
+from adapters.tryton import TrytonAdapter
+from connector.errors import ConfigError
+from connector.model import InvoiceKind
+from connector.money import Money
+from connector.pull import pull_source, record_payment_in_erp
+from connector.testing import AdapterContract
+
+pytestmark = pytest.mark.slow
+PARTIAL = itertools.count(1)
+
+
+def make(tryton, **extra) -> TrytonAdapter:
+    return TrytonAdapter("tryton", tryton.options(**extra))
+
+
+class TestTrytonContract(AdapterContract):
+    batch_option: ClassVar[dict[str, Any]] = {"page_size": 2}
+
+    @pytest.fixture
+    def make_adapter(self, tryton):
+        return lambda **overrides: make(tryton, **overrides)
+
+    @pytest.fixture
+    def bad_adapter(self, tryton, monkeypatch):
+        monkeypatch.setenv("CESSIO_TEST_WRONG_PASSWORD", "not-the-password")
+        return make(tryton, password="env:CESSIO_TEST_WRONG_PASSWORD")
+
+    @pytest.fixture
+    def change_one_record(self, tryton):
+        def change() -> str:
+            first = tryton.seeded[0]
+            # a user registers a small partial payment: the amount due changes in Tryton
+            tryton.operate({"op": "pay", "number": first["number"], "amount": f"{next(PARTIAL)}.00"})
+            return str(first["id"])
+        return change
+
+
+def test_unreachable_server_is_retry_later(tryton) -> None:
+    from connector.errors import RetryLater
+    from tests.adapters.tryton_server import free_port
+
+    adapter = make(tryton, url=f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(RetryLater):
+        adapter.check()
+
+
+def test_clear_text_password_is_refused(tryton) -> None:
+    with pytest.raises(ConfigError, match="never in clear"):
+        make(tryton, password="admin").check()
+
+
+def test_invoices_appear_with_amounts_due_dates_and_debtor_identity(tryton, store) -> None:
+    created, = tryton.operate({"op": "invoice", "party": "Brasserie du Nord SARL", "term": "30/60 days",
+                               "lines": [[2, "750.00"], [1, "0.10"]]})
+    today = dt.date.today()  # Tryton numbers invoices in date order: seeded invoices are dated today
+    pull_source(store, make(tryton))
+    key = store.invoice_key_by_source_id("tryton", str(created["id"]))
+    invoice = store.get_invoice(store.find_invoice_id(key))
+    assert invoice.number == created["number"]
+    assert invoice.kind is InvoiceKind.INVOICE
+    assert invoice.total_net == Money.parse("1500.10", "EUR")
+    assert invoice.total_tax == Money.parse("300.02", "EUR")
+    assert invoice.total_gross == Money.parse("1800.12", "EUR") == invoice.amount_due
+    assert invoice.issue_date == today
+    assert invoice.due_date == today + dt.timedelta(days=30)  # first instalment of the 30/60 days term
+    assert "instalments" in invoice.flags
+    assert invoice.buyer.name == "Brasserie du Nord SARL"
+    assert (invoice.buyer.legal_id, invoice.buyer.legal_id_scheme) == ("542051180", "0002")
+    assert invoice.buyer.vat_id == "FR59542051180"
+    assert invoice.buyer.address.city == "Lille" and invoice.buyer.country == "FR"
+    assert (invoice.seller.name, invoice.seller.legal_id) == ("Cessio Demo SAS", "732829320")
+    assert invoice.erp_status == "open"
+
+
+def test_credit_note_and_payment_in_tryton_update_cessio(tryton, store) -> None:
+    first, second = tryton.operate({"op": "invoice", "party": "ACME Industrie SA", "lines": [[1, "100.00"]],
+                                    "count": 2})
+    pull_source(store, make(tryton))
+    note, _paid = tryton.operate({"op": "credit", "number": first["number"]},
+                                 {"op": "pay", "number": second["number"], "amount": "120.00"})
+    summary = pull_source(store, make(tryton))
+    key_first = store.invoice_key_by_source_id("tryton", str(first["id"]))
+    key_second = store.invoice_key_by_source_id("tryton", str(second["id"]))
+    credit = store.get_invoice(store.find_invoice_id(store.invoice_key_by_source_id("tryton", str(note["id"]))))
+    assert credit.kind is InvoiceKind.CREDIT_NOTE
+    assert credit.total_gross == Money.parse("120.00", "EUR")
+    assert credit.preceding_invoices == (first["number"],)
+    assert store.erp_status_of(key_first) == "credited"
+    assert store.erp_status_of(key_second) == "paid"
+    assert {"invoice_key": key_second, "from": "open", "to": "paid"} in summary.events
+    events = {row["event"] for row in store.audit_rows(entity=f"invoice:{store.find_invoice_id(key_first)}")}
+    assert "invoice.erp_status" in events
+
+
+def test_payment_written_back_shows_the_invoice_paid_in_tryton(tryton, store) -> None:
+    created, = tryton.operate({"op": "invoice", "party": "ACME Industrie SA", "lines": [[4, "250.00"]]})
+    adapter = make(tryton)
+    pull_source(store, adapter)
+    invoice_id = store.find_invoice_id(store.invoice_key_by_source_id("tryton", str(created["id"])))
+    today = dt.date.today()
+    partial = record_payment_in_erp(store, make(tryton), invoice_id=invoice_id,
+                                    amount=Money.parse("200.00", "EUR"), date=today, reference="cessio:alloc:1")
+    state = adapter.call("model.account.invoice.read", [created["id"]], ["state", "amount_to_pay"], adapter.context())
+    assert (state[0]["state"], str(state[0]["amount_to_pay"])) == ("posted", "1000.00")
+    rest = record_payment_in_erp(store, make(tryton), invoice_id=invoice_id,
+                                 amount=Money.parse("1000.00", "EUR"), date=today, reference="cessio:alloc:2")
+    state = adapter.call("model.account.invoice.read", [created["id"]], ["state", "amount_to_pay", "reconciled"],
+                         adapter.context())
+    assert state[0]["state"] == "paid" and state[0]["reconciled"] is not None  # reconciled in Tryton
+    assert partial != rest
+    # the same reference again: no second payment in Tryton
+    again = record_payment_in_erp(store, make(tryton), invoice_id=invoice_id,
+                                  amount=Money.parse("1000.00", "EUR"), date=today, reference="cessio:alloc:2")
+    assert again == rest
+    moves = adapter.call("model.account.move.search", [("origin", "=", f"account.invoice,{created['id']}"),
+                                                         ("description", "like", "cessio:%")],
+                         0, None, None, adapter.context())
+    assert len(moves) == 2
+    # and Cessio sees the invoice paid at the next pull
+    pull_source(store, make(tryton))
+    assert store.erp_status_of(store.invoice_key_by_source_id("tryton", str(created["id"]))) == "paid"
+    assert [w["state"] for w in store.writebacks("tryton")] == ["done", "done"]
+
+
+def test_crash_after_tryton_paid_but_before_cessio_recorded_it_pays_once(tryton, store) -> None:
+    created, = tryton.operate({"op": "invoice", "party": "ACME Industrie SA", "lines": [[1, "80.00"]]})
+    pull_source(store, make(tryton))
+    invoice_id = store.find_invoice_id(store.invoice_key_by_source_id("tryton", str(created["id"])))
+    # Tryton accepted the payment, then Cessio died before recording the answer
+    erp_id = make(tryton).record_payment(source_id=str(created["id"]), amount=Money.parse("96.00", "EUR"),
+                                         date=dt.date.today(), reference="cessio:alloc:crash")
+    again = record_payment_in_erp(store, make(tryton), invoice_id=invoice_id, amount=Money.parse("96.00", "EUR"),
+                                  date=dt.date.today(), reference="cessio:alloc:crash")
+    assert again == erp_id
+    adapter = make(tryton)
+    moves = adapter.call("model.account.move.search", [("origin", "=", f"account.invoice,{created['id']}"),
+                                                         ("description", "like", "cessio:%")],
+                         0, None, None, adapter.context())
+    assert len(moves) == 1
