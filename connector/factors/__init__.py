@@ -1,0 +1,61 @@
+"""The assignment engine: factor profiles, eligibility, the outbox sender and the factor API client.
+
+Modules: :mod:`~connector.factors.profile` (``[factors.NAME]`` → FactorProfile),
+:mod:`~connector.factors.eligibility` (pure decisions with reason codes), :mod:`~connector.factors.engine`
+(``cessio assign``: decide, claim, notify credit notes, send), :mod:`~connector.factors.outbox` (leased
+batches, lookup before resend), :mod:`~connector.factors.channel` (the ``Channel`` protocol other channels
+implement), :mod:`~connector.factors.api` (HTTP client, retries, classification, circuit breaker),
+:mod:`~connector.factors.events` (events feed → states and factor ledgers), :mod:`~connector.factors.demo`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connector.money import Money
+
+
+def probe_factor(name: str, factor_config: dict[str, Any]) -> str:
+    """``cessio check``: reach the factor without side effects (a GET of its health endpoint)."""
+    from connector.factors.channel import ApiChannel
+    from connector.factors.profile import profile_from_config
+
+    profile = profile_from_config(name, dict(factor_config))
+    if profile.channel != "api":
+        return f"{profile.channel} channel configured (probed by its own channel)"
+    return ApiChannel(profile).probe()
+
+
+def _fmt(minor: int, currency: str) -> str:
+    return f"{Money.from_minor(minor, currency).amount} {currency}"
+
+
+def factor_positions(store: Any, config: Any) -> list[dict[str, Any]]:
+    """``cessio status``: per factor, what its events say we stand at, and each debtor's limit use."""
+    names = list(config.factors) if config is not None else []
+    names += [n for n in store.factor_names() if n not in names] if hasattr(store, "factor_names") else []
+    positions = []
+    for name in names:
+        totals = store.factor_ledger_totals(name)
+        currencies = sorted({c for _, c in totals}) or ["EUR"]
+        exposure = store.factor_exposure_rows(name)
+        entry: dict[str, Any] = {"name": name}
+        for label, account in (("assigned outstanding", "outstanding"), ("funded", "funded"),
+                               ("available funding", "current"), ("reserve", "reserve"), ("fees to date", "fees"),
+                               ("fee VAT to date", "fees_vat"), ("collected", "collected"),
+                               ("charged back", "charged_back")):
+            entry[label] = ", ".join(_fmt(totals.get((account, c), 0), c) for c in currencies)
+        entry["outbox"] = store.outbox_counts(name)
+        used = {(r["buyer_key"], r["currency"]): r["amount_minor"] for r in exposure}
+        limits = []
+        for row in store.debtor_limit_rows(name):
+            use = used.get((row["debtor_key"], row["currency"]), 0)
+            share = f"{(100 * use / row['amount_minor']):.0f}%" if row["amount_minor"] else "-"
+            limits.append(f"{row['debtor_key']}: {_fmt(use, row['currency'])} of "
+                          f"{_fmt(row['amount_minor'], row['currency'])} ({share}, {row['status']})")
+        entry["debtor limits"] = limits
+        positions.append(entry)
+    return positions
+
+
+__all__ = ["factor_positions", "probe_factor"]
