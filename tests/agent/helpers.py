@@ -1,0 +1,112 @@
+"""Run ``cessio run`` as a real subprocess against a temporary folder (no doubles: real store, real files)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from connector.store import Store
+
+HEADER = ("invoice_number,issue_date,due_date,currency,total,open_amount,net,vat,type,status,customer_id,customer,"
+          "customer_vat,customer_siren,customer_country,customer_street,customer_postcode,customer_city,order,"
+          "credits_invoice,payment_ref")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_export(path: Path, first: int, count: int) -> list[str]:
+    """A generic-mapping CSV export of ``count`` invoices numbered from ``first``; returns the numbers."""
+    numbers, rows = [], [HEADER]
+    for n in range(first, first + count):
+        number = f"AG-{n:06d}"
+        numbers.append(number)
+        cents = 10_000 + n * 37 % 900_000
+        total = f"{cents // 100}.{cents % 100:02d}"
+        rows.append(f"{number},2026-11-01,2026-12-31,EUR,{total},{total},,,INV,open,C{n % 7},"
+                    f"Client {n % 7} SARL,,,FR,,,,,,")
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    tmp.rename(path)  # the agent never sees half a file
+    return numbers
+
+
+def write_config(folder: Path, *, agent: dict[str, Any] | None = None, extra: str = "") -> Path:
+    settings = {"interval_unit": "seconds", "pull_every_minutes": 1, "inbox_every_minutes": 1,
+                "factor_events_every_minutes": 1, "reconcile_every_minutes": 1, "assign_cron": "* * * * * *",
+                "report_cron": "*/2 * * * * *", "stop_timeout_seconds": 5} | (agent or {})
+    lines = ['[store]', 'path = "cessio.db"', '[company]', 'name = "Cessio Test SAS"', 'legal_id = "732829320"',
+             'vat_id = "FR44732829320"', '[sources.erp]', 'type = "csv"', 'path = "exports"',
+             'batch_rows = 100', '[agent]']
+    for key, value in settings.items():
+        lines.append(f"{key} = {value!r}".replace("'", '"') if isinstance(value, str) else f"{key} = {value}")
+    (folder / "exports").mkdir(exist_ok=True)
+    path = folder / "cessio.toml"
+    path.write_text("\n".join(lines) + "\n" + extra, encoding="utf-8")
+    return path
+
+
+class AgentProcess:
+    """``python -m connector --config cessio.toml run`` in ``folder``, stderr captured to a file."""
+
+    def __init__(self, folder: Path, *args: str) -> None:
+        self.folder = folder
+        self.log_path = folder / f"agent-{time.monotonic_ns()}.log"
+        self._log = self.log_path.open("wb")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen([sys.executable, "-m", "connector", "--config", "cessio.toml", *args, "run"],
+                                     cwd=folder, stdout=subprocess.DEVNULL, stderr=self._log, env=env)
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def signal(self, sig: signal.Signals) -> None:
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self._log.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._log.close()
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def with_store(folder: Path, fn: Callable[[Store], Any]) -> Any:
+    with Store(folder / "cessio.db", actor="test") as store:
+        return fn(store)
+
+
+def runs(folder: Path, job_id: str) -> list[dict[str, Any]]:
+    if not (folder / "cessio.db").exists():
+        return []
+    return with_store(folder, lambda s: s.job_runs_of(job_id))
+
+
+def invoice_numbers(folder: Path) -> list[str]:
+    return with_store(folder, lambda s: [r["number"] for r in s.invoice_rows(limit=100_000)])

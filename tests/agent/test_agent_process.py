@@ -1,0 +1,175 @@
+"""``cessio run`` as a real subprocess: files flow through, signals, the single-agent lock, crash and restart."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+import urllib.request
+
+import pytest
+
+from tests.agent.helpers import (
+    AgentProcess,
+    free_port,
+    invoice_numbers,
+    runs,
+    wait_for,
+    with_store,
+    write_config,
+    write_export,
+)
+
+STOP_BOUND_SECONDS = 8  # stop_timeout_seconds (5) + interpreter shutdown, with margin for a loaded CI box
+
+
+@pytest.fixture
+def agent_folder(tmp_path):
+    write_config(tmp_path, agent={"health_port": free_port()})
+    return tmp_path
+
+
+def test_files_flow_through_and_sigterm_exits_cleanly(agent_folder):
+    first = write_export(agent_folder / "exports" / "2026-11-01.csv", 1, 5)
+    agent = AgentProcess(agent_folder, "--log-format", "json")
+    try:
+        wait_for(lambda: len(invoice_numbers(agent_folder)) == 5 if (agent_folder / "cessio.db").exists() else 0,
+                 20, "the first export to be pulled")
+        second = write_export(agent_folder / "exports" / "2026-11-02.csv", 100, 3)  # dropped while it runs
+        wait_for(lambda: len(invoice_numbers(agent_folder)) == 8, 20, "the file dropped later to be pulled")
+        assert sorted(invoice_numbers(agent_folder)) == sorted(first + second)
+        wait_for(lambda: len(runs(agent_folder, "pull:erp")) >= 3, 20, "several pull runs")
+
+        started = time.monotonic()
+        agent.signal(signal.SIGTERM)
+        code = agent.wait(STOP_BOUND_SECONDS)
+        elapsed = time.monotonic() - started
+    finally:
+        agent.stop()
+    assert code == 0, agent.log
+    assert elapsed < STOP_BOUND_SECONDS
+    assert "agent stopped cleanly" in agent.log
+    # every run was finished and recorded; none left open; the session closed as "stopped"
+    pulls = runs(agent_folder, "pull:erp")
+    assert all(r["outcome"] == "ok" for r in pulls), pulls
+    assert with_store(agent_folder, lambda s: s.last_agent_session()["outcome"]) == "stopped"
+    # capabilities not in this version are reported as such, never as a success
+    for job_id in ("reconcile", "ledger"):
+        outcomes = {r["outcome"] for r in runs(agent_folder, job_id)}
+        assert outcomes and outcomes <= {"ok", "not_built"}
+    # the daily report job wrote its HTML file
+    assert list((agent_folder / "reports").glob("report-*.html"))
+    # JSON logs: one object per line; each job line carries the run id recorded in job_runs
+    entries = [json.loads(line) for line in agent.log.splitlines() if line.strip()]
+    job_lines = [e for e in entries if e.get("job") == "pull:erp"]
+    assert job_lines and all(e["run_id"] in {r["run_id"] for r in pulls} for e in job_lines)
+
+
+def test_second_agent_on_the_same_store_is_refused(agent_folder):
+    first = AgentProcess(agent_folder)
+    try:
+        wait_for(lambda: runs(agent_folder, "report"), 20, "the first agent to run")
+        second = AgentProcess(agent_folder)
+        code = second.wait(20)
+        assert code == 3, second.log
+        assert "another agent" in second.log and str(first.proc.pid) in second.log
+        assert first.proc.poll() is None  # the first one is unaffected
+    finally:
+        first.signal(signal.SIGTERM)
+        first.wait(STOP_BOUND_SECONDS)
+        first.stop()
+
+
+def test_sigkill_then_restart_resumes_with_nothing_lost_or_doubled(agent_folder):
+    numbers = write_export(agent_folder / "exports" / "big.csv", 1, 3000)
+    agent = AgentProcess(agent_folder)
+    try:
+        # kill it while the pull is committing batches (some invoices stored, not all)
+        wait_for(lambda: 0 < len(invoice_numbers(agent_folder)) < 3000 if (agent_folder / "cessio.db").exists()
+                 else 0, 30, "the pull to be half-way", interval=0.02)
+        agent.signal(signal.SIGKILL)
+        agent.wait(10)
+    finally:
+        agent.stop()
+    partial = len(invoice_numbers(agent_folder))
+    assert 0 < partial < 3000
+    assert any(r["outcome"] is None for r in runs(agent_folder, "pull:erp"))  # the run the kill cut short
+
+    restarted = AgentProcess(agent_folder)  # the kernel released the flock: the lock is not stuck
+    try:
+        wait_for(lambda: len(invoice_numbers(agent_folder)) == 3000, 60, "the pull to finish after restart")
+        wait_for(lambda: any(r["outcome"] == "ok" for r in runs(agent_folder, "pull:erp")), 20, "a clean pull run")
+    finally:
+        restarted.signal(signal.SIGTERM)
+        restarted.wait(STOP_BOUND_SECONDS)
+        restarted.stop()
+    assert sorted(invoice_numbers(agent_folder)) == sorted(numbers)  # none lost, none twice
+    assert with_store(agent_folder, lambda s: s.count_audit_events("invoice.created")) == 3000
+    outcomes = [r["outcome"] for r in runs(agent_folder, "pull:erp")]
+    assert "interrupted" in outcomes and None not in outcomes
+    sessions = with_store(agent_folder, lambda s: s.agent_sessions())
+    assert [r["outcome"] for r in sessions] == ["crashed", "stopped"]
+    assert with_store(agent_folder, lambda s: s.verify_audit().ok)
+
+
+def test_sighup_with_a_broken_config_keeps_the_old_one(agent_folder):
+    config = agent_folder / "cessio.toml"
+    port = int(next(line for line in config.read_text().splitlines() if line.startswith("health_port")).split()[-1])
+    agent = AgentProcess(agent_folder)
+    try:
+        wait_for(lambda: runs(agent_folder, "pull:erp"), 20, "the agent to run")
+        good = config.read_text()
+        config.write_text(good.replace("[agent]", "[agent]\nno_such_key = 1"), encoding="utf-8")
+        agent.signal(signal.SIGHUP)
+        wait_for(lambda: "reload refused" in agent.log, 10, "the refusal to be logged")
+        assert "no_such_key" in agent.log
+        # still alive and still working on the old configuration
+        before = len(runs(agent_folder, "pull:erp"))
+        wait_for(lambda: len(runs(agent_folder, "pull:erp")) > before + 1, 10, "pulls to go on")
+        assert agent.proc.poll() is None
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as reply:
+            health = json.load(reply)
+        assert health["status"] == "ok" and health["pid"] == agent.proc.pid
+
+        # a valid change is applied: the pull job disappears when the source is disabled
+        config.write_text(good.replace('path = "exports"', 'path = "exports"\nenabled = false'), encoding="utf-8")
+        agent.signal(signal.SIGHUP)
+        wait_for(lambda: "configuration reloaded" in agent.log, 10, "the reload")
+        wait_for(lambda: "pull:erp" not in {r["job_id"] for r in with_store(agent_folder,
+                                                                             lambda s: s.published_schedule())},
+                 10, "the schedule without the pull job")
+        assert with_store(agent_folder, lambda s: s.count_audit_events("agent.config_refused")) == 1
+        assert with_store(agent_folder, lambda s: s.count_audit_events("agent.config_reloaded")) == 1
+    finally:
+        agent.signal(signal.SIGTERM)
+        code = agent.wait(STOP_BOUND_SECONDS)
+        agent.stop()
+    assert code == 0
+
+
+@pytest.mark.parametrize(("stop_timeout", "rows"), [(30, 1500), (1, 3000)], ids=["job-finishes", "bound-reached"])
+def test_sigterm_during_a_job_waits_for_it_within_the_bound(tmp_path, stop_timeout, rows):
+    write_config(tmp_path, agent={"stop_timeout_seconds": stop_timeout})
+    numbers = write_export(tmp_path / "exports" / "big.csv", 1, rows)
+    agent = AgentProcess(tmp_path)
+    try:
+        wait_for(lambda: 0 < len(invoice_numbers(tmp_path)) < rows if (tmp_path / "cessio.db").exists() else 0,
+                 30, "the pull to be under way", interval=0.02)
+        started = time.monotonic()
+        agent.signal(signal.SIGTERM)
+        code = agent.wait(stop_timeout + 10)
+        elapsed = time.monotonic() - started
+    finally:
+        agent.stop()
+    pulls = runs(tmp_path, "pull:erp")
+    if stop_timeout == 30:  # the running pull finished its work, then the agent exited cleanly
+        assert code == 0, agent.log
+        assert sorted(invoice_numbers(tmp_path)) == sorted(numbers)
+        assert pulls[0]["outcome"] == "ok"
+    else:  # the bound was reached: exit 1 at once, the open transaction rolled back, the run left open
+        assert code == 1, agent.log
+        assert elapsed < stop_timeout + 4
+        assert "still running after 1s" in agent.log
+        assert 0 < len(invoice_numbers(tmp_path)) < rows
+        assert pulls[0]["outcome"] is None
+        assert with_store(tmp_path, lambda s: s.integrity_check()) == []
