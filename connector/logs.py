@@ -17,11 +17,21 @@ import sys
 run_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("run_id", default=None)
 
 _KNOWN_SECRETS: set[str] = set()
+
+
+def _plain_word(text: str) -> bool:
+    return text.isalpha() and (text.islower() or text.isupper() or text.istitle())
+
+
 _PATTERNS = [
     (re.compile(r"(?i)\b(authorization|proxy-authorization|cookie|set-cookie)(['\"]?\s*[:=]\s*['\"]?)"
                 r"([^'\",\n]+)"), r"\1\2[REDACTED]"),
-    (re.compile(r"(?i)\b(bearer|basic|session)\s+[A-Za-z0-9._~+/=-]{6,}"), r"\1 [REDACTED]"),
-    (re.compile(r"(?i)\b(access_token|refresh_token|client_secret|password|passwd|api_key|token|secret)"
+    # After "Bearer" always a token; after "Basic" only base64-looking text, so "basic checks" stays readable.
+    (re.compile(r"(?i)\b(bearer|basic)\s+([A-Za-z0-9._~+/=-]{6,})"),
+     lambda m: m.group(0) if m.group(1).lower() == "basic" and _plain_word(m.group(2))
+     else f"{m.group(1)} [REDACTED]"),
+    (re.compile(r"(?i)\b(access_token|refresh_token|client_secret|password|passwd|api_key|session_id|sessionid"
+                r"|session|token|secret)"
                 r"(['\"]?\s*[:=]\s*['\"]?)([^'\"&\s,}]+)"), r"\1\2[REDACTED]"),
     # IBANs: keep the country and the last 4 characters so staff can still tell accounts apart
     (re.compile(r"\b([A-Z]{2})(\d{2})((?:\s?[A-Z0-9]){8,26}?)((?:\s?[A-Z0-9]){4})\b"),

@@ -32,3 +32,12 @@ def test_header_and_token_patterns():
     assert "s3cr3t" not in redact("client_secret=s3cr3t&grant_type=client_credentials")
     masked = redact("paid from FR7630006000011234567890189 today")
     assert "FR76300060000112345678" not in masked and masked.endswith("0189 today")
+
+
+def test_ordinary_words_are_not_mistaken_for_credentials():
+    # A redaction that eats words makes error messages unreadable ("[REDACTED] variable … is not set").
+    for text in ("environment variable CESSIO_FACTOR_TOKEN is not set", "basic checks passed",
+                 "session environment ready", "Basic Authentication failed"):
+        assert redact(text) == text
+    assert "dXNlcjpwYXNz" not in redact("Authorization header was Basic dXNlcjpwYXNz")
+    assert "opaquetoken" not in redact("sent Bearer opaquetoken")
