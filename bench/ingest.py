@@ -1,8 +1,10 @@
 """Throughput of e-invoice ingestion against the raw parse of the same bytes, in the same run.
 
-XML: ``ingest_bytes`` (hardened parse + detect + declarative map + native validation + store: original bytes,
-invoice version, findings, audit, one SQLite transaction per document) over every complete XML invoice of
-../shared/corpus/einvoice, against ``lxml.etree.fromstring`` of the same bytes. Target: within 4x.
+XML: ``ingest_many`` (what ``cessio ingest`` runs: hardened parse + detect + declarative map + native validation
++ store: original bytes, invoice version, findings, audit; SQLite in WAL with synchronous=FULL, documents
+committed in batches of 32) over every complete XML invoice of ../shared/corpus/einvoice, against
+``lxml.etree.fromstring`` of the same bytes. Target: within 4x. Also printed: one transaction (one fsync) per
+document (``ingest_bytes``, what the inbox does), and the read alone (no store).
 PDF: ``extract_invoice_xml`` (capped pypdf + choice of the attachment) against pypdf's own attachment listing
 (``PdfReader(...).attachments`` with every attachment read) of the same PDFs.
 
@@ -66,7 +68,7 @@ def main() -> None:
     from adapters.facturx_pdf import extract_invoice_xml
     from connector.einvoice.reader import read_document
     from connector.errors import Quarantine
-    from connector.ingest import ingest_bytes
+    from connector.ingest import ingest_bytes, ingest_many
     from connector.store import Store
 
     xml_docs, pdf_docs = load(args.corpus)
@@ -80,8 +82,16 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             store = Store(Path(folder) / "bench.db", actor="bench")
             try:
+                ingest_many(store, xml_docs, official=official)
+            finally:
+                store.close()
+
+    def ingest_each() -> None:
+        with tempfile.TemporaryDirectory() as folder:
+            store = Store(Path(folder) / "bench.db", actor="bench")
+            try:
                 for name, data in xml_docs:
-                    ingest_bytes(store, data, location=name, official=official)
+                    ingest_bytes(store, data, location=name)
             finally:
                 store.close()
 
@@ -95,13 +105,17 @@ def main() -> None:
                 read_document(data, source=name)
 
     ingest_all()  # warm up: mappings compiled, modules imported
-    t_raw, t_read, t_store_setup, t_total = interleaved(args.rounds, raw_parse, read_only, open_store_only, ingest_all)
+    t_raw, t_read, t_store_setup, t_total, t_each = interleaved(args.rounds, raw_parse, read_only, open_store_only,
+                                                                 ingest_all, ingest_each)
     t_ingest = t_total - t_store_setup
     print(f"XML: {len(xml_docs)} invoices, {size / 1e6:.1f} MB")
     print(f"  raw lxml.etree.fromstring : {t_raw * 1000:8.1f} ms")
     print(f"  cessio ingest (native)    : {t_ingest * 1000:8.1f} ms  ({len(xml_docs) / t_ingest:.0f} invoices/s; "
           f"store creation {t_store_setup * 1000:.0f} ms excluded)")
     print(f"  ratio ingest / raw parse  : {t_ingest / t_raw:8.2f}x  (target <= 4x)")
+    print(f"  including store creation  : {t_total * 1000:8.1f} ms = {t_total / t_raw:.2f}x raw parse")
+    print(f"  one transaction per document (ingest_bytes, the inbox): {(t_each - t_store_setup) * 1000:.1f} ms = "
+          f"{(t_each - t_store_setup) / t_raw:.2f}x raw parse")
     print(f"  of which read (parse+map+validate, no store): {t_read * 1000:.1f} ms = {t_read / t_raw:.2f}x raw parse; "
           f"store {max(t_ingest - t_read, 0) * 1000:.1f} ms")
 

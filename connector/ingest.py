@@ -121,35 +121,114 @@ def _reject(store: Any, error: Quarantine, location: str, data: bytes | None) ->
     return Outcome(location, "rejected", reason=str(error), error=error)
 
 
-def ingest_bytes(store: Any, data: bytes, *, location: str, official: bool = False,
-                 default_payment_days: int | None = None) -> Outcome:
-    """Read and store one document (one transaction), or quarantine it with the reason."""
+@dataclass
+class _Prepared:
+    """One document read outside any transaction, ready to be stored (or quarantined) inside one."""
+
+    location: str
+    data: bytes | None
+    digest: str
+    reading: Reading | None = None
+    error: Quarantine | None = None
+
+
+def _prepare(store: Any, data: bytes, *, location: str, official: bool,
+             default_payment_days: int | None) -> _Prepared | Outcome:
+    """Read one document (pure: parse, map, validate); an :class:`Outcome` when there is nothing to store."""
     digest = hashlib.sha256(data).hexdigest()
     known = store.einvoice_document(digest)
     if known is not None:  # these exact bytes were ingested before: nothing to do (idempotent)
         return Outcome(location, "known", known["invoice_id"], known["version"])
     try:
-        reading: Reading = read_document(data, source=location, official=official, content_hash=digest,
-                                         default_payment_days=default_payment_days)
+        reading = read_document(data, source=location, official=official, content_hash=digest,
+                                default_payment_days=default_payment_days)
     except Quarantine as exc:
-        return _reject(store, exc, location, data)
+        return _Prepared(location, data, digest, error=exc)
     except CessioError:
         raise
     except Exception as exc:  # a reader bug must not stop the run: the document waits in quarantine
         log.exception("%s: unexpected error while reading", location)
-        return _reject(store, Quarantine(f"could not be read (internal error {type(exc).__name__}: {exc})",
-                                         source=location), location, data)
+        return _Prepared(location, data, digest, error=Quarantine(
+            f"could not be read (internal error {type(exc).__name__}: {exc})", source=location))
+    reading.root = None  # the parsed tree is not stored: a batch holds only bytes and the canonical invoice
+    return _Prepared(location, data, digest, reading=reading)
+
+
+def _commit(store: Any, prepared: _Prepared, *, official: bool) -> Outcome:
+    """Store one prepared document; joins the caller's transaction when there is one."""
+    if prepared.error is not None:
+        return _reject(store, prepared.error, prepared.location, prepared.data)
+    known = store.einvoice_document(prepared.digest)
+    if known is not None:  # the same bytes earlier in this batch
+        return Outcome(prepared.location, "known", known["invoice_id"], known["version"])
+    reading, data, location = prepared.reading, prepared.data, prepared.location
+    assert reading is not None and data is not None
     findings = [f.to_dict() for f in reading.findings]
     with store.transaction():
         store.keep_document(data, file_name=os.path.basename(location), media_type=_media_type(data))
         saved = store.save_invoice(reading.invoice)
-        store.record_einvoice(content_sha256=digest, location=location, syntax=reading.syntax,
+        store.record_einvoice(content_sha256=prepared.digest, location=location, syntax=reading.syntax,
                               container=reading.container, profile=reading.profile, attachment=reading.attachment,
                               invoice_id=saved.invoice_id, version=saved.version,
                               official_ran=official and not any(f.rule == "OFFICIAL-NOT-RUN" for f in reading.findings),
                               findings=findings)
         store.resolve_quarantine(source=QUARANTINE_SOURCE, location=location)
     return Outcome(location, saved.status, saved.invoice_id, saved.version)
+
+
+def ingest_bytes(store: Any, data: bytes, *, location: str, official: bool = False,
+                 default_payment_days: int | None = None) -> Outcome:
+    """Read and store one document (one transaction), or quarantine it with the reason."""
+    prepared = _prepare(store, data, location=location, official=official, default_payment_days=default_payment_days)
+    if isinstance(prepared, Outcome):
+        return prepared
+    return _commit(store, prepared, official=official)
+
+
+BATCH_DOCUMENTS = 32
+BATCH_BYTES = 16 * 1024 * 1024  # bytes held in memory by one batch, at most (plus one document)
+
+
+def ingest_many(store: Any, documents: Iterable[tuple[str, bytes | Quarantine]], *, official: bool = False,
+                default_payment_days: int | None = None, batch: int = BATCH_DOCUMENTS,
+                progress: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+    """Ingest ``(location, bytes)`` pairs (or ``(location, Quarantine)`` for a file that could not be read).
+
+    Documents are read outside any transaction, then written in batches of up to ``batch`` documents (and
+    :data:`BATCH_BYTES`) per transaction: one fsync per batch instead of one per document. Every invoice
+    and its audit rows still commit together; a crash loses at most the uncommitted batch, which the next
+    run ingests again (idempotent). ``batch=1`` is one transaction per document.
+    """
+    outcomes: list[Outcome] = []
+    pending: list[_Prepared | Outcome] = []
+    size = 0
+
+    def flush() -> None:
+        nonlocal size
+        if any(isinstance(item, _Prepared) for item in pending):
+            with store.transaction():
+                done = [item if isinstance(item, Outcome) else _commit(store, item, official=official)
+                        for item in pending]
+        else:
+            done = list(pending)  # type: ignore[arg-type]
+        for outcome in done:
+            outcomes.append(outcome)
+            if progress is not None:
+                progress(outcome)
+        pending.clear()
+        size = 0
+
+    for location, data in documents:
+        if isinstance(data, Quarantine):
+            pending.append(_Prepared(location, None, "", error=data))
+        else:
+            pending.append(_prepare(store, data, location=location, official=official,
+                                    default_payment_days=default_payment_days))
+            size += len(data)
+        if len(pending) >= batch or size >= BATCH_BYTES:
+            flush()
+    flush()
+    return outcomes
 
 
 def iter_files(paths: Iterable[Path | str]) -> Iterator[Path]:
@@ -167,21 +246,19 @@ def iter_files(paths: Iterable[Path | str]) -> Iterator[Path]:
 
 def ingest_paths(store: Any, paths: Iterable[Path | str], *, official: bool = False,
                  default_payment_days: int | None = None,
-                 progress: Callable[[Outcome], None] | None = None) -> IngestReport:
+                 progress: Callable[[Outcome], None] | None = None, batch: int = BATCH_DOCUMENTS) -> IngestReport:
     """Ingest files and folders (recursively); every file ends stored or quarantined, the run goes on."""
+
+    def documents() -> Iterator[tuple[str, bytes | Quarantine]]:
+        for path in iter_files(paths):
+            try:
+                yield str(path), read_file_capped(path)
+            except Quarantine as exc:
+                yield str(path), exc
+
     report = IngestReport()
-    for path in iter_files(paths):
-        location = str(path)
-        try:
-            data = read_file_capped(path)
-        except Quarantine as exc:
-            outcome = _reject(store, exc, location, None)
-        else:
-            outcome = ingest_bytes(store, data, location=location, official=official,
-                                   default_payment_days=default_payment_days)
-        report.outcomes.append(outcome)
-        if progress is not None:
-            progress(outcome)
+    report.outcomes = ingest_many(store, documents(), official=official, default_payment_days=default_payment_days,
+                                  batch=batch, progress=progress)
     return report
 
 
@@ -211,16 +288,22 @@ def _stable(path: Path, before: os.stat_result) -> bool:
 
 
 def process_inbox(store: Any, inbox: Any, *, min_age_seconds: float | None = None, official: bool = False,
-                  default_payment_days: int | None = None, now: float | None = None) -> InboxReport:
+                  default_payment_days: int | None = None, now: float | None = None,
+                  config: Any = None) -> InboxReport:
     """Ingest the files directly in ``inbox`` and move each to ``processed/`` or ``rejected/``.
 
-    ``inbox`` is a folder, or a :class:`~connector.config.Config` (its ``[inbox]`` section; the agent calls
-    it so). A file younger than ``min_age_seconds`` (by mtime), or whose size or mtime changes while it is
+    ``inbox`` is a folder (with ``config``, the :class:`~connector.config.Config` its default payment terms and
+    ``official_rules`` come from: the agent calls it so), or the Config itself (its ``[inbox]`` section).
+    A file younger than ``min_age_seconds`` (by mtime), or whose size or mtime changes while it is
     read, is not touched this time. A crash between the commit and the move is harmless: the next run finds
     the bytes already ingested and only moves the file.
     """
     from connector.clock import utcnow
 
+    if config is not None and not hasattr(inbox, "section"):  # the agent passes the folder and the config
+        official = official or bool(config.section("inbox").get("official_rules", False))
+        if default_payment_days is None:
+            default_payment_days = config.section("company").get("default_payment_days")
     if hasattr(inbox, "section"):
         section = inbox.section("inbox")
         if min_age_seconds is None:

@@ -21,7 +21,7 @@ from connector.einvoice.mapping import RawFields
 from connector.einvoice.profiles import Profile
 from connector.einvoice.rules import run_native_rules
 from connector.errors import Quarantine
-from connector.model import Invoice, InvoiceKind, Party, PaymentInstructions
+from connector.model import Address, Invoice, InvoiceKind, Party, PaymentInstructions
 from connector.money import Money, MoneyError, minor_unit_exponent
 
 AMOUNT_FIELDS = ("total_net", "total_tax", "total_gross", "prepaid", "rounding", "amount_due")
@@ -53,7 +53,16 @@ def _country(text: str | None) -> str | None:
         return None  # reported by BR-CL-14
 
 
-def _party(view: dict[str, str | None]) -> Party:
+def _address(raw: RawFields, role: str, country: str | None) -> Address | None:
+    """BG-5 / BG-8 postal address (street lines, city, post code, country); ``None`` when nothing is stated."""
+    lines = tuple(t for t in (raw.get(f"{role}.street"), raw.get(f"{role}.street2")) if t)
+    city, postal_code = raw.get(f"{role}.city"), raw.get(f"{role}.postal_code")
+    if not (lines or city or postal_code or country):
+        return None
+    return Address(lines=lines, city=city, postal_code=postal_code, country=country)
+
+
+def _party(view: dict[str, str | None], address: Address | None = None) -> Party:
     legal_id, scheme = view["legal_id"], view["legal_id_scheme"]
     vat_id = (view["vat_id"] or "").replace(" ", "").upper()
     if not legal_id and vat_id.startswith("FR") and len(vat_id) == 13 and vat_id[4:].isdigit():
@@ -64,7 +73,7 @@ def _party(view: dict[str, str | None]) -> Party:
         if tva.is_valid(vat_id):
             legal_id, scheme = vat_id[4:], "0002"
     return Party(name=view["name"], vat_id=view["vat_id"], legal_id=legal_id,
-                 legal_id_scheme=scheme, country=_country(view["country"]))
+                 legal_id_scheme=scheme, country=_country(view["country"]), address=address)
 
 
 def _require(raw: RawFields, name: str, rule: str, what: str) -> str:
@@ -181,7 +190,7 @@ def build(raw: RawFields, *, syntax: str, profile: Profile, root_credit_note: bo
     if raw.get("amount_due") is None and syntax == "zugferd1":
         # ZUGFeRD 1 BASIC has no DuePayableAmount: the amount due is the grand total less what was prepaid
         prepaid = norm.parse_decimal(raw.get("prepaid"), field=raw.label("prepaid")) or 0
-        raw.values["amount_due"] = str(gross_value - prepaid)
+        raw.values["amount_due"] = view["amount_due"] = str(gross_value - prepaid)
         findings.append(Finding("info", "CESSIO-ZF1-DUE", f"no DuePayableAmount: amount due computed as BT-112 - "
                                 f"BT-113 = {raw.values['amount_due']}", raw.label("amount_due")))
     due_text = _require(raw, "amount_due", "BR-15", "the amount due for payment (BT-115)")
@@ -252,7 +261,8 @@ def build(raw: RawFields, *, syntax: str, profile: Profile, root_credit_note: bo
     iban, reference = raw.get("payment.iban"), raw.get("payment.reference")
     findings += _payment_findings(raw, iban, reference, raw.get("payment.means_code"))
 
-    seller, buyer = _party(view["seller"]), _party(view["buyer"])
+    seller = _party(view["seller"], _address(raw, "seller", _country(view["seller"]["country"])))
+    buyer = _party(view["buyer"], _address(raw, "buyer", _country(view["buyer"]["country"])))
     payee = None
     if view["payee"] is not None:
         payee = _party(view["payee"])

@@ -3,9 +3,10 @@
 Reads: the TOML file shipped in the ``mappings`` package. Writes: nothing. A compiled map turns a parsed
 document into ``RawFields``: the texts exactly as the document states them (stripped), nothing converted.
 
-Plain child paths (``a:b/a:c`` or ``a:b/@attr``, most of the map) compile to tuples of qualified names
-resolved by walking children, with the nodes of every shared prefix computed once per document (the
-mapped paths share long prefixes); anything else (predicates, unions, functions) compiles to an lxml XPath.
+Plain child paths (``a:b/a:c`` or ``a:b/@attr``, most of the map) compile to tuples of qualified names,
+merged at compile time into one prefix tree per mapping (and one for the line items): extraction walks that
+tree once per document (``iterchildren(tag)``, in C), so every shared prefix is resolved once and each plain
+path is then a dictionary lookup. Anything else (predicates, unions, functions) compiles to an lxml XPath.
 """
 
 from __future__ import annotations
@@ -56,6 +57,45 @@ class ChildPath:
         if self.attribute is None:
             return nodes
         return [value for value in (n.get(self.attribute) for n in nodes) if value is not None]
+
+
+Trie = dict[str, "Trie"]
+
+
+def _trie(paths: list[ChildPath]) -> Trie:
+    """The child steps of ``paths`` merged into one prefix tree (built once, at compile time)."""
+    root: Trie = {}
+    for path in paths:
+        node = root
+        for step in path.steps:
+            node = node.setdefault(step, {})
+    return root
+
+
+def _prefill(context: etree._Element, trie: Trie, cache: dict) -> None:
+    """Walk ``trie`` once from ``context`` and store the nodes of every prefix in ``cache`` (the keys
+    :meth:`ChildPath.nodes` looks up), so that each mapped plain path is then one dictionary lookup."""
+    anchor = id(context)
+    stack: list[tuple[list[etree._Element], Trie, tuple[str, ...]]] = [([context], trie, ())]
+    while stack:
+        parents, node, prefix = stack.pop()
+        for tag, below in node.items():
+            key = (*prefix, tag)
+            found = [child for parent in parents for child in parent.iterchildren(tag)]
+            cache[(anchor, key)] = found
+            if below:
+                if found:
+                    stack.append((found, below, key))
+                else:
+                    _fill_empty(anchor, below, key, cache)
+
+
+def _fill_empty(anchor: int, node: Trie, prefix: tuple[str, ...], cache: dict) -> None:
+    for tag, below in node.items():
+        key = (*prefix, tag)
+        cache[(anchor, key)] = []
+        if below:
+            _fill_empty(anchor, below, key, cache)
 
 
 def _children(parent: etree._Element, cache: dict) -> dict[str, list[etree._Element]]:
@@ -125,16 +165,21 @@ class CompiledMapping:
     lists: tuple[FieldSpec, ...]
     line_items: ChildPath | etree.XPath | None = None
     line_fields: tuple[FieldSpec, ...] = ()
+    header_trie: Trie = field(default_factory=dict, repr=False, compare=False)
+    line_trie: Trie = field(default_factory=dict, repr=False, compare=False)
 
     def extract(self, root: etree._Element) -> RawFields:
         cache: dict = {}
+        _prefill(root, self.header_trie, cache)
         values = {spec.name: _first_text(spec, root, cache) for spec in self.fields}
         lists = {spec.name: _all_texts(spec, root, cache) for spec in self.lists}
         specs = {spec.name: spec for spec in (*self.fields, *self.lists)}
         lines = []
         if self.line_items is not None:
-            lines = [{spec.name: _first_text(spec, item, cache) for spec in self.line_fields}
-                     for item in _evaluate(self.line_items, root, cache)]
+            lines = []
+            for item in _evaluate(self.line_items, root, cache):
+                _prefill(item, self.line_trie, cache)
+                lines.append({spec.name: _first_text(spec, item, cache) for spec in self.line_fields})
         return RawFields(values, lists, specs, lines)
 
 
@@ -195,7 +240,14 @@ def compile_mapping(text: str, *, origin: str = "<mapping>") -> CompiledMapping:
         line_fields = tuple(FieldSpec(name, f"{section.get('bt', 'line')} {name}", (xpath,),
                                       (_compile(xpath, namespaces),))
                             for name, xpath in section["fields"].items())
-    return CompiledMapping(data["syntax"], namespaces, specs("fields"), specs("lists"), line_items, line_fields)
+    fields, lists = specs("fields"), specs("lists")
+
+    def plain(found: tuple[FieldSpec, ...]) -> list[ChildPath]:
+        return [c for spec in found for c in spec.compiled if isinstance(c, ChildPath)]
+
+    header = plain((*fields, *lists)) + ([line_items] if isinstance(line_items, ChildPath) else [])
+    return CompiledMapping(data["syntax"], namespaces, fields, lists, line_items, line_fields,
+                           _trie(header), _trie(plain(line_fields)))
 
 
 @functools.cache

@@ -41,7 +41,10 @@ def test_every_syntax_container_and_edge_case_has_a_fixture() -> None:
     assert {r["syntax"] for r in ok} == {"ubl", "cii", "zugferd1"}
     assert {r["container"] for r in ok} == {"xml", "pdf"}
     type_codes = {r["invoice"]["type_code"] for r in ok}
-    assert {"380", "381", "386", "389", "393"} <= type_codes
+    assert {"380", "381", "383", "384", "386", "389", "393", "396", "875", "877"} <= type_codes
+    assert {r["profile"] for r in ok} >= {"EN16931", "FX-MINIMUM", "FX-BASIC-WL", "FX-BASIC", "FX-EXTENDED",
+                                          "XRECHNUNG-3.0", "PEPPOL-BIS3", "ZF1-COMFORT"}
+    assert {r["invoice"]["seller"]["legal_id_scheme"] for r in ok} >= {"0002", "0009"}
     assert any(r["invoice"]["payee"] for r in ok)
     assert any(r["invoice"]["due_date_derived"] for r in ok)
     assert any(r["invoice"]["kind"] == "credit_note" and r["invoice"]["type_code"] == "380" for r in ok)
@@ -83,3 +86,40 @@ def test_canonical_invoice_flags_for_factoring() -> None:
     assert jpy.amount_due.minor_units == 180000 and jpy.currency == "JPY"
     seller = read("ubl-invoice.xml").seller
     assert (seller.legal_id, seller.legal_id_scheme, seller.vat_id) == ("732829320", "0002", "FR44732829320")
+
+
+def test_factored_credit_note_corrective_and_construction_codes() -> None:
+    from connector.einvoice.reader import read_document
+
+    def read(name: str):
+        return read_document((FIXTURES / name).read_bytes(), source=name).invoice
+
+    factored_credit = read("cii-basic-396-factored-credit-payee.xml")
+    assert factored_credit.is_credit_note and factored_credit.already_factored
+    assert {"factored", "payee_not_seller"} <= set(factored_credit.flags)
+    corrective = read("cii-xrechnung-384-corrective-siret.xml")
+    assert "correction" in corrective.flags and corrective.preceding_invoices == ("CII-2026-001",)
+    assert (corrective.seller.legal_id, corrective.seller.legal_id_scheme) == ("73282932000074", "0009")
+    assert "construction" in read("cii-basicwl-877-construction.xml").flags
+    assert "debit_note" in read("ubl-383-debit-note-no-terms.xml").flags
+    address = read("ubl-invoice.xml").seller.address
+    assert (address.lines, address.city, address.postal_code, address.country) == (
+        ("1 rue de la Paix",), "Paris", "75002", "FR")
+
+
+def test_due_date_from_configured_default_terms_is_flagged_as_derived() -> None:
+    path = FIXTURES / "ubl-383-debit-note-no-terms.xml"
+    assert _inspect(path)["invoice"]["due_date"] is None
+    result = inspect_file(path, official=False, default_payment_days=45)
+    invoice = result["invoice"]
+    assert (invoice["issue_date"], invoice["due_date"], invoice["due_date_derived"]) == (
+        "2026-03-02", "2026-04-16", True)
+    assert "CESSIO-DUE-DEFAULT" in {f["rule"] for f in result["findings"]}
+
+
+def test_pdf_attachment_names_and_precedence() -> None:
+    zugferd1 = _inspect(FIXTURES / "zugferd1-in-pdf.pdf")
+    assert (zugferd1["syntax"], zugferd1["container"]) == ("zugferd1", "pdf")
+    both = _inspect(FIXTURES / "pdf-facturx-and-zugferd1.pdf")
+    assert both["syntax"] == "cii"
+    assert [f["rule"] for f in both["findings"]] == ["CESSIO-PDF-MULTI"]

@@ -9,6 +9,7 @@ subprocess and checks its peak memory.
 from __future__ import annotations
 
 import http.server
+import io
 import json
 import subprocess
 import sys
@@ -199,3 +200,43 @@ def test_quarantine_error_names_file_field_and_reason() -> None:
     assert caught.value.source == "bad-missing-number.xml"
     assert caught.value.field.startswith("BT-1 ")
     assert "missing" in caught.value.reason
+
+
+def _pdf_with_deflated_attachments(attachments: dict[str, bytes]) -> bytes:
+    """A PDF whose embedded files are the given already-deflated streams (declared /FlateDecode)."""
+    from pypdf import PdfWriter
+    from pypdf.generic import ArrayObject, DecodedStreamObject, DictionaryObject, NameObject, TextStringObject
+
+    writer = PdfWriter()
+    writer.add_blank_page(595, 842)
+    array = ArrayObject()
+    for name, deflated in attachments.items():
+        stream = DecodedStreamObject()
+        stream._data = deflated
+        stream[NameObject("/Filter")] = NameObject("/FlateDecode")
+        stream[NameObject("/Type")] = NameObject("/EmbeddedFile")
+        filespec = DictionaryObject({
+            NameObject("/Type"): NameObject("/Filespec"), NameObject("/F"): TextStringObject(name),
+            NameObject("/EF"): DictionaryObject({NameObject("/F"): writer._add_object(stream)})})
+        array.extend([TextStringObject(name), writer._add_object(filespec)])
+    writer._root_object[NameObject("/Names")] = DictionaryObject(
+        {NameObject("/EmbeddedFiles"): DictionaryObject({NameObject("/Names"): array})})
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_pdf_attachments_share_one_decompression_budget() -> None:
+    from adapters import facturx_pdf
+
+    bomb = zlib.compress(b"\0" * (8 << 20), 9)  # 8 MB of zeros, 8 KB deflated
+    xml_bombs = {f"annex-{n}.xml": bomb for n in range(6)}  # each under the per-stream cap, 48 MB together
+    with pytest.raises(UnsafeDocument, match=r"total decompression budget.*annex-2\.xml") as caught:
+        facturx_pdf.extract_invoice_xml(_pdf_with_deflated_attachments(xml_bombs), source="bombs.pdf",
+                                         budget=20 << 20)
+    assert caught.value.source == "bombs.pdf"
+    # annexes that cannot be the invoice are never decoded: only factur-x.xml is read
+    invoice = (FIXTURES / "cii-en16931.xml").read_bytes()
+    annexes = {f"annex-{n}.bin": bomb for n in range(6)} | {"factur-x.xml": zlib.compress(invoice)}
+    embedded = facturx_pdf.extract_invoice_xml(_pdf_with_deflated_attachments(annexes), budget=1 << 20)
+    assert embedded.name == "factur-x.xml" and embedded.xml == invoice

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import subprocess
@@ -57,8 +58,9 @@ def test_bad_documents_are_quarantined_with_file_field_and_reason_and_the_run_go
     rejected = {Path(o.location).name: o for o in report.outcomes if o.status == "rejected"}
     assert {"bad-missing-number.xml", "bad-unknown-type-code.xml", "bad-date.xml",
             "unsupported-fatturapa.xml", "unsupported-pdf-without-xml.pdf"} <= set(rejected)
-    stored = report.count("new")  # the Factur-X PDF carries the same invoice as cii-en16931.xml: "unchanged"
-    assert stored >= 15 and store.count_invoices() == stored and report.count("unchanged") == 1
+    # two PDFs carry the same invoice as cii-en16931.xml, one the same as zugferd1-comfort.xml: "unchanged"
+    stored = report.count("new")
+    assert stored >= 20 and store.count_invoices() == stored and report.count("unchanged") == 3
     entries = {Path(e["location"]).name: e for e in store.quarantined()}
     assert entries["bad-missing-number.xml"]["field"].startswith("BT-1 ")
     assert entries["bad-unknown-type-code.xml"]["rule"] == "BR-CL-01"
@@ -156,3 +158,28 @@ def test_demo_stage(store, tmp_path: Path) -> None:
     sellers = {store.get_invoice(i).seller.key for i in ids}
     assert sellers == {"0002:732829320"}  # the ZUGFeRD 1 sample states only the VAT number: same seller
     assert any("rejected" in line for line in lines)
+
+
+def test_inbox_takes_default_terms_from_the_config_the_agent_passes(store, tmp_path: Path) -> None:
+    from connector.config import empty_config
+
+    config = empty_config(tmp_path / "x.db")
+    config.data["company"] = {**config.section("company"), "default_payment_days": 45}
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    (inbox / "no-terms.xml").write_bytes((FIXTURES / "ubl-383-debit-note-no-terms.xml").read_bytes())
+    report = process_inbox(store, inbox, min_age_seconds=0, now=time.time() + 60, config=config)
+    assert report.processed == ["no-terms.xml"]
+    digest = hashlib.sha256((FIXTURES / "ubl-383-debit-note-no-terms.xml").read_bytes()).hexdigest()
+    invoice = store.get_invoice(store.einvoice_document(digest)["invoice_id"])
+    assert (invoice.due_date, invoice.due_date_derived) == (dt.date(2026, 4, 16), True)
+
+
+def test_batched_ingest_dedups_inside_a_batch_and_keeps_rejects_apart(store) -> None:
+    from connector.ingest import ingest_many
+
+    good, bad = sample("B-1"), sample("B-2")[:200]
+    outcomes = ingest_many(store, [("a.xml", good), ("b.xml", bad), ("c.xml", good), ("d.xml", sample("B-3"))],
+                           batch=8)
+    assert [o.status for o in outcomes] == ["new", "rejected", "known", "new"]
+    assert store.count_invoices() == 2 and store.count_quarantined() == 1
