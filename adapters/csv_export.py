@@ -21,6 +21,7 @@ import csv
 import datetime as dt
 import functools
 import hashlib
+import re
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
-from connector.adapter import Adapter, Checkpoint, ReadStream, Rejected, status_from_amounts
+from connector.adapter import Adapter, Checkpoint, ReadStream, Rejected, status_from_amounts, unsafe_character
 from connector.codes import UnknownCode
 from connector.config import Key
 from connector.errors import ConfigError, MoneyError, Quarantine
@@ -66,28 +67,10 @@ class CsvMapping:
 
     def parse_amount(self, text: str, currency: str, field: str) -> Money:
         """``"1 234,50"`` (with the mapping's separators), ``"(12.00)"`` or ``"12.00-"`` → Money."""
-        raw = text.strip()
-        negative = False
-        if raw.startswith("(") and raw.endswith(")"):
-            negative, raw = True, raw[1:-1].strip()
-        elif raw.endswith("-"):
-            negative, raw = True, raw[:-1].strip()
-        if self.thousands_separator:
-            seps = SPACES if self.thousands_separator in SPACES else (self.thousands_separator,)
-            for sep in seps:
-                raw = raw.replace(sep, "")
-        if self.decimal_separator != ".":
-            if "." in raw:
-                raise Quarantine(f"{text!r} has a '.' but the decimal separator is "
-                                 f"{self.decimal_separator!r}", field=field, rule="csv.number")
-            raw = raw.replace(self.decimal_separator, ".")
         try:
-            money = Money.parse(raw, currency)
-        except MoneyError:
-            raise Quarantine(f"{text!r} is not an amount in {currency} (decimal separator "
-                             f"{self.decimal_separator!r}, thousands separator {self.thousands_separator!r}, at most "
-                             f"{Money.zero(currency).exponent} decimals)", field=field, rule="csv.number") from None
-        return -money if negative else money
+            return _parse_amount(text, currency, self.decimal_separator, self.thousands_separator)
+        except Quarantine as exc:
+            raise Quarantine(exc.reason, field=field, rule=exc.rule) from None
 
     def parse_date(self, text: str, field: str) -> dt.date:
         try:
@@ -95,6 +78,34 @@ class CsvMapping:
         except ValueError:
             raise Quarantine(f"{text!r} is not a date in the format {self.date_format}", field=field,
                              rule="csv.date") from None
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse_amount(text: str, currency: str, decimal_separator: str, thousands_separator: str) -> Money:
+    """:meth:`CsvMapping.parse_amount`, remembered: a row repeats its amounts (the total and the open amount
+    of an unpaid invoice) and Money is immutable. Errors are raised without a field (and never cached)."""
+    raw = text.strip()
+    negative = False
+    if raw.startswith("(") and raw.endswith(")"):
+        negative, raw = True, raw[1:-1].strip()
+    elif raw.endswith("-"):
+        negative, raw = True, raw[:-1].strip()
+    if thousands_separator:
+        seps = SPACES if thousands_separator in SPACES else (thousands_separator,)
+        for sep in seps:
+            raw = raw.replace(sep, "")
+    if decimal_separator != ".":
+        if "." in raw:
+            raise Quarantine(f"{text!r} has a '.' but the decimal separator is {decimal_separator!r}",
+                             rule="csv.number")
+        raw = raw.replace(decimal_separator, ".")
+    try:
+        money = Money.parse(raw, currency)
+    except MoneyError:
+        raise Quarantine(f"{text!r} is not an amount in {currency} (decimal separator {decimal_separator!r}, "
+                         f"thousands separator {thousands_separator!r}, at most "
+                         f"{Money.zero(currency).exponent} decimals)", rule="csv.number") from None
+    return -money if negative else money
 
 
 @functools.lru_cache(maxsize=4096)
@@ -339,6 +350,7 @@ class CsvExportAdapter(Adapter):
     def discover(self) -> dict[str, Any]:
         return {"streams": [{"name": "invoices", "primary_key": ["number"], "cursor": "file sha256 + line"}],
                 "files": [p.name for p in self.files()], "mapping": self.mapping.name,
+                "currencies": [self.mapping.values["currency"]] if "currency" in self.mapping.values else "per row",
                 "fields": sorted(self.mapping.columns)}
 
     def _open(self, path: Path):
@@ -390,11 +402,13 @@ class CsvExportAdapter(Adapter):
                     index[field] = header.index(column)
                 constants = mapping.values
                 width = len(header)
+                previous = reader.line_num
                 for raw in reader:
-                    line = reader.line_num
+                    line, first = reader.line_num, previous + 1  # a quoted cell may span lines: name the first
+                    previous = line
                     if line <= start_line or not any(cell.strip() for cell in raw):
                         continue
-                    location = f"{path.name}:line {line}"
+                    location = f"{path.name}:line {first}"
                     if len(raw) != width:
                         yield line, Rejected(location, Quarantine(
                             f"{len(raw)} cells where the header has {width}", source=location, rule="csv.width"),
@@ -403,6 +417,12 @@ class CsvExportAdapter(Adapter):
                     row = dict(constants)
                     for field, position in index.items():
                         row[field] = raw[position]
+                    if _CONTROL.search("".join(raw)) is not None:
+                        problem = _control_in(row, mapping)
+                        if problem is not None:
+                            yield line, Rejected(location, problem.located(location),
+                                                 mapping.delimiter.join(raw).encode("utf-8", "backslashreplace"))
+                            continue
                     try:
                         yield line, row_to_invoice(mapping, row, seller=seller, source=self.name)
                     except Quarantine as exc:
@@ -419,6 +439,21 @@ class CsvExportAdapter(Adapter):
                 location = f"{path.name}:line {reader.line_num}"
                 yield reader.line_num, Rejected(location, Quarantine(
                     f"malformed CSV: {exc}; the rest of the file is not read", source=location, rule="csv.syntax"))
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")  # fast pre-check of a whole row
+
+
+def _control_in(row: dict[str, str], mapping: CsvMapping) -> Quarantine | None:
+    """A row whose mapped cell holds a control character is quarantined, not cleaned (see
+    :func:`connector.adapter.unsafe_character`): the name, number or identifier the ERP holds is what the
+    factor must receive, and only the ERP's owner can correct it there."""
+    for field, text in row.items():
+        reason = unsafe_character(text, multiline=field == "buyer_street")
+        if reason is not None:
+            return Quarantine(f"{reason}; correct it in the ERP and export again",
+                              field=mapping.columns.get(field, field), rule="csv.control_character")
+    return None
 
 
 def _copy(state: dict[str, Any]) -> dict[str, Any]:

@@ -196,8 +196,10 @@ class OdooAdapter(Adapter):
         companies = self.execute("res.company", "search_read", [[]], {"fields": ["name", "currency_id"]})
         journals = self.execute("account.journal", "search_read", [[["type", "in", ["bank", "cash"]]]],
                                 {"fields": ["name", "code", "type"]})
+        currencies = self.execute("res.currency", "search_read", [[["active", "=", True]]], {"fields": ["name"]})
         return {"streams": [{"name": "invoices", "model": "account.move", "primary_key": ["id"],
                              "cursor": ["write_date", "id"]}],
+                "currencies": sorted(c["name"] for c in currencies),
                 "companies": [{"id": c["id"], "name": c["name"], "currency": (_m2o(c["currency_id"]) or (0, ""))[1]}
                               for c in companies],
                 "journals": [{"code": j["code"], "name": j["name"], "type": j["type"]} for j in journals]}

@@ -198,8 +198,10 @@ class TrytonAdapter(Adapter):
                               ctx)
         journals = self.call("model.account.journal.search_read", [], 0, None, None, ["name", "type"], ctx)
         methods = self.call("model.account.invoice.payment.method.search_read", [], 0, None, None, ["name"], ctx)
+        currencies = self.call("model.currency.currency.search_read", [], 0, None, None, ["code"], ctx)
         return {"streams": [{"name": "invoices", "model": "account.invoice", "primary_key": ["id"],
                              "cursor": ["write_date", "id"]}],
+                "currencies": sorted(c["code"] for c in currencies),
                 "companies": [{"id": c["id"], "name": c["rec_name"], "currency": (c.get("currency.") or {}).get("code")}
                               for c in companies],
                 "journals": [{"id": j["id"], "name": j["name"], "type": j["type"]} for j in journals],

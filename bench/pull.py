@@ -2,6 +2,10 @@
 
     .venv/bin/python bench/pull.py             # CSV: 10,000 rows (baseline) and 100,000 rows
     .venv/bin/python bench/pull.py --tryton    # also: 2,000 invoices from a real trytond on loopback
+    .venv/bin/python bench/pull.py --tryton-only [--tryton-db FILE]   # only Tryton (FILE: a seeded database)
+
+The Tryton database is seeded once with proteus (slow: ~1 s per posted invoice on a loaded 2-core machine)
+and cached beside the test template; later runs start at once.
 
 Each CSV size runs in its own subprocess so its peak RSS (``ru_maxrss``) is its own; the 10,000-row run is
 the baseline the 100,000-row run is compared with (memory ratio ~1.0 means it does not grow with the
@@ -17,6 +21,7 @@ import datetime as dt
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -68,10 +73,12 @@ def measure(rows: int) -> dict:
     summary = pull_source(store, CsvExportAdapter("bench", adapter.options))
     pull_seconds, pull_cpu = time.perf_counter() - started, time.process_time() - cpu
     store.close()
+    file_mb = round(export.stat().st_size / 1e6, 1)
+    shutil.rmtree(folder, ignore_errors=True)
     return {"rows": rows, "rejected": rejected, "parse_rows_per_s": round(rows / parse_seconds),
             "parse_rows_per_cpu_s": round(rows / parse_cpu), "pull_rows_per_cpu_s": round(rows / pull_cpu),
             "pull_rows_per_s": round(rows / pull_seconds), "stored": summary.new,
-            "pull_seconds": round(pull_seconds, 2), "file_mb": round(export.stat().st_size / 1e6, 1),
+            "pull_seconds": round(pull_seconds, 2), "file_mb": file_mb,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
@@ -81,32 +88,75 @@ def run_size(rows: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def bench_tryton(count: int) -> None:
-    sys.path.insert(0, str(ROOT))
+def seeded_tryton(count: int) -> tuple[Path, float | None]:
+    """A Tryton database holding ``count`` more posted customer invoices than the test template, built once
+    (with proteus, in one process, without a server) and cached beside the template; returns its path and
+    the seconds seeding took (``None`` when it came from the cache)."""
+    from tests.adapters.tryton_server import _conf, template_db
+
+    template = template_db()
+    target = template.parent / f"bench-{count}.sqlite"
+    if target.exists():
+        return target, None
+    work = Path(tempfile.mkdtemp(prefix="cessio-bench-seed-"))
+    shutil.copyfile(template, work / "bench.sqlite")
+    conf = _conf(work)
+    half = count // 2
+    ops = [{"op": "invoice", "party": "ACME Industrie SA", "lines": [[2, "500.00"]], "count": count - half},
+           {"op": "invoice", "party": "Brasserie du Nord SARL", "term": "30/60 days", "lines": [[3, "250.00"]],
+            "count": half}]
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, str(ROOT / "tests" / "adapters" / "tryton_seed.py"), "operate", str(conf),
+                           "bench"], input=json.dumps(ops).encode(), capture_output=True, timeout=7200, cwd=work)
+    if done.returncode != 0:
+        raise SystemExit("seeding Tryton failed:\n" + done.stderr.decode()[-3000:])
+    seconds = time.perf_counter() - started
+    os.replace(work / "bench.sqlite", target)
+    shutil.rmtree(work, ignore_errors=True)
+    return target, seconds
+
+
+def bench_tryton(count: int, database: Path | None = None) -> None:
     from adapters.tryton import TrytonAdapter
     from connector.pull import pull_source
     from connector.store import Store
     from tests.adapters.tryton_server import running_server
 
+    seeded = None
+    if database is None:
+        database, seeded = seeded_tryton(count)
+    else:
+        import sqlite3
+
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
+            count = conn.execute("SELECT count(*) FROM account_invoice WHERE state = 'posted'").fetchone()[0]
+    if seeded is not None:
+        print(f"tryton: {count} posted invoices seeded with proteus in {seeded:.0f}s (cached: {database})")
+    else:
+        print(f"tryton: {count} posted invoices in {database}")
     folder = Path(tempfile.mkdtemp(prefix="cessio-bench-tryton-"))
-    with running_server(folder / "server") as server:
-        started = time.perf_counter()
-        server.operate({"op": "invoice", "party": "ACME Industrie SA", "lines": [[2, "500.00"]], "count": count},
-                       timeout=1800)
-        seeded = time.perf_counter() - started
+    with running_server(folder / "server", template=database) as server:
         store = Store(folder / "bench.db", actor="bench")
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         summary = pull_source(store, TrytonAdapter("tryton", server.options()))
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         started = time.perf_counter()
         again = pull_source(store, TrytonAdapter("tryton", server.options()))
         again_seconds = time.perf_counter() - started
+        # one invoice paid in Tryton, then an incremental pull picks up just that change
+        first = store.invoice_rows(where="source = 'tryton'", limit=1)[0]
+        server.operate({"op": "pay", "number": first["number"], "amount": "10.00"})
+        started = time.perf_counter()
+        third = pull_source(store, TrytonAdapter("tryton", server.options()))
+        third_seconds = time.perf_counter() - started
         store.close()
-    print(f"tryton: seeded {count} posted invoices with proteus in {seeded:.0f}s")
-    print(f"tryton: first pull {summary.new} new in {seconds:.1f}s = {summary.new / seconds:.0f} invoices/s "
-          f"(page_size 200, {summary.checkpoints} checkpoints)")
-    print(f"tryton: incremental pull right after: {again.new} new, {again.unchanged} re-read in the overlap "
-          f"window, {again_seconds:.1f}s")
+    shutil.rmtree(folder, ignore_errors=True)
+    print(f"tryton: first (full) pull {summary.new} new in {seconds:.1f}s = {summary.new / seconds:.0f} invoices/s "
+          f"(client CPU {cpu:.1f}s; page_size 200, {summary.checkpoints} checkpoints)")
+    print(f"tryton: incremental pull right after: {again.new} new, {again.changed} changed, {again.unchanged} "
+          f"re-read in the overlap window, {again_seconds:.1f}s")
+    print(f"tryton: after one partial payment in Tryton: {third.changed} changed, {third.status_changes} status "
+          f"change(s), {third.unchanged} re-read, {third_seconds:.1f}s")
 
 
 def main() -> None:
@@ -117,12 +167,13 @@ def main() -> None:
     parser.add_argument("--tryton", action="store_true", help="also pull 2,000 invoices from a real trytond")
     parser.add_argument("--tryton-invoices", type=int, default=2000)
     parser.add_argument("--tryton-only", action="store_true", help="only the Tryton part")
+    parser.add_argument("--tryton-db", type=Path, help="pull this Tryton SQLite file instead of the seeded one")
     args = parser.parse_args()
     if args.one:
         print(json.dumps(measure(args.one)))
         return
     if args.tryton_only:
-        bench_tryton(args.tryton_invoices)
+        bench_tryton(args.tryton_invoices, args.tryton_db)
         return
     baseline, big = run_size(args.baseline_rows), run_size(args.rows)
     for result in (baseline, big):

@@ -31,13 +31,15 @@ Cursors are plain JSON data owned by the adapter (``None`` before the first read
 from __future__ import annotations
 
 import datetime as dt
+import re
+import unicodedata
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from connector.config import Key
 from connector.errors import ConfigError, Quarantine, StopAndAsk
-from connector.model import Invoice
+from connector.model import Invoice, Party
 from connector.money import Money
 
 # Statuses an ERP can report for an invoice, as Cessio names them.
@@ -127,6 +129,73 @@ class Adapter:
         """Release connections (sessions, files); called by :mod:`connector.pull` after each run."""
 
 
+# Characters no invoice field may hold: what XML 1.0 refuses (C0 controls, U+FFFE/U+FFFF, lone surrogates),
+# DEL and the C1 controls (in an export they almost always mean a windows-1252 file read as latin-1), and
+# tab / line breaks outside the address lines. One of them stored in a debtor name would break every
+# bordereau and ISO 20022 file written later, so the record is quarantined, never silently cleaned:
+# a name or a number changed by Cessio would no longer match the ERP's.
+_UNSAFE_ANY = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_UNSAFE_MULTILINE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def unsafe_character(text: str | None, *, multiline: bool = False) -> str | None:
+    r"""Why ``text`` cannot be stored in an invoice field (the first bad character, named), or ``None``.
+
+    >>> unsafe_character("AC\x00ME")
+    'control character U+0000 (NULL) at position 3'
+    >>> unsafe_character("12 rue A\nBâtiment B", multiline=True) is None
+    True
+    """
+    if not text:
+        return None
+    found = (_UNSAFE_MULTILINE if multiline else _UNSAFE_ANY).search(text)
+    if found is None:
+        return None
+    char = found.group()
+    name = unicodedata.name(char, "") or {"\x00": "NULL", "\t": "TAB", "\n": "LINE FEED",
+                                          "\r": "CARRIAGE RETURN"}.get(
+        char, "control" if ord(char) < 0xD800 else "not a character")
+    if 0x80 <= ord(char) <= 0x9F:
+        name += "; a windows-1252 file declared as latin-1?"
+    kind = "character" if ord(char) >= 0xD800 else "control character"
+    return f"{kind} U+{ord(char):04X} ({name}) at position {found.start() + 1}"
+
+
+def _party_texts(prefix: str, party: Party | None) -> list[tuple[str, str | None, bool]]:
+    if party is None:
+        return []
+    out = [(f"{prefix}.name", party.name, False), (f"{prefix}.vat_id", party.vat_id, False),
+           (f"{prefix}.legal_id", party.legal_id, False), (f"{prefix}.erp_id", party.erp_id, False)]
+    if party.address is not None:
+        out += [(f"{prefix}.address.lines", "\n".join(party.address.lines), True),
+                (f"{prefix}.address.city", party.address.city, False),
+                (f"{prefix}.address.postal_code", party.address.postal_code, False)]
+    return out
+
+
+def invoice_text_problem(invoice: Invoice) -> tuple[str, str] | None:
+    """``(field, reason)`` when a text of ``invoice`` holds a character no invoice may store (see
+    :func:`unsafe_character`); ``None`` when every text is clean. The safety net :mod:`connector.pull`
+    applies to every adapter's output, third-party ones included."""
+    texts = [("number", invoice.number, False), ("order_reference", invoice.order_reference, False),
+             ("contract_reference", invoice.contract_reference, False),
+             ("buyer_reference", invoice.buyer_reference, False),
+             ("payment.reference", invoice.payment.reference, False), ("payment.iban", invoice.payment.iban, False),
+             ("preceding_invoices", "".join(invoice.preceding_invoices), False),
+             ("notes", "\n".join(invoice.notes), True),
+             *_party_texts("buyer", invoice.buyer), *_party_texts("seller", invoice.seller),
+             *_party_texts("payee", invoice.payee)]
+    single = "".join(text for _, text, multiline in texts if text and not multiline)
+    multi = "".join(text for _, text, multiline in texts if text and multiline)
+    if _UNSAFE_ANY.search(single) is None and _UNSAFE_MULTILINE.search(multi) is None:
+        return None
+    for field_name, text, multiline in texts:
+        reason = unsafe_character(text, multiline=multiline)
+        if reason is not None:
+            return field_name, reason
+    return None
+
+
 def status_from_amounts(total: Money, open_amount: Money, *, state: str = "posted") -> str:
     """The Cessio status of a posted invoice from its total and what remains to pay.
 
@@ -146,4 +215,4 @@ def status_from_amounts(total: Money, open_amount: Money, *, state: str = "poste
 
 
 __all__ = ["ERP_STATUSES", "Adapter", "Checkpoint", "Invoice", "ReadItem", "ReadStream", "Rejected",
-           "StatusChange", "status_from_amounts"]
+           "StatusChange", "invoice_text_problem", "status_from_amounts", "unsafe_character"]

@@ -21,14 +21,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from connector.adapter import Adapter, Checkpoint, Rejected, StatusChange
-from connector.errors import CessioError, ConfigError, StopAndAsk
+from connector.adapter import Adapter, Checkpoint, Rejected, StatusChange, invoice_text_problem
+from connector.errors import CessioError, ConfigError, Quarantine, StopAndAsk
 from connector.model import Invoice, InvoiceKind
 from connector.money import Money
 
 log = logging.getLogger("cessio.pull")
 
 CREDIT_STATUSES = ("credited", "partially_credited")
+SAVE_BATCH = 500  # plain invoices saved with one store.save_invoices call (inside the checkpoint's transaction)
 
 
 @dataclass
@@ -42,6 +43,7 @@ class PullSummary:
     quarantined: int = 0
     status_changes: int = 0
     checkpoints: int = 0
+    written_back: int = 0  # pending ERP write-backs completed before the read (see resume_writebacks)
     error: str | None = None
     cursor: Any = None
     events: list[dict[str, Any]] = field(default_factory=list)  # status changes, for the log and the desk
@@ -53,6 +55,8 @@ class PullSummary:
     def line(self) -> str:
         text = (f"{self.source}: {self.new} new, {self.changed} changed, {self.unchanged} unchanged, "
                 f"{self.quarantined} quarantined, {self.status_changes} status changes")
+        if self.written_back:
+            text += f", {self.written_back} pending payment(s) written back to the ERP"
         return text + (f" — FAILED: {self.error}" if self.error else "")
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,6 +91,13 @@ def pull_source(store: Any, adapter: Adapter, *, progress: Callable[[int], None]
     stream = adapter.read(cursor)
     resolves = getattr(adapter, "stable_locations", False)
     finished = False
+    pending: dict[str, Invoice] = {}  # plain invoices saved together (store.save_invoices), in order
+
+    def flush() -> None:
+        if pending:
+            _save_batch(store, adapter, list(pending.values()), summary, resolves)
+            pending.clear()
+
     try:
         while not finished:
             with store.transaction():
@@ -94,17 +105,25 @@ def pull_source(store: Any, adapter: Adapter, *, progress: Callable[[int], None]
                     try:
                         item = next(stream)
                     except StopIteration as stop:
+                        flush()
                         summary.cursor = stop.value
                         store.save_cursor(adapter.name, stop.value)
                         store.audit("source.pulled", f"source:{adapter.name}", summary.to_dict())
                         finished = True
                         break
                     if isinstance(item, Checkpoint):
+                        flush()
                         summary.cursor = item.cursor
                         summary.checkpoints += 1
                         store.save_cursor(adapter.name, item.cursor)
                         break
-                    _handle(store, adapter, item, summary, resolves)
+                    if _batchable(item) and item.invoice_key not in pending:
+                        pending[item.invoice_key] = item
+                        if len(pending) >= SAVE_BATCH:
+                            flush()
+                    else:  # anything else keeps its place in the stream: what came before is saved first
+                        flush()
+                        _handle(store, adapter, item, summary, resolves)
                     if progress is not None:
                         progress(1)
     finally:
@@ -113,8 +132,40 @@ def pull_source(store: Any, adapter: Adapter, *, progress: Callable[[int], None]
     return summary
 
 
+def _batchable(item: Any) -> bool:
+    """An invoice that needs nothing but saving (a credit note naming its invoice, or a text to refuse, is
+    handled on its own, in stream order)."""
+    return (isinstance(item, Invoice) and not (item.kind is InvoiceKind.CREDIT_NOTE and item.preceding_invoices)
+            and invoice_text_problem(item) is None)
+
+
+def _save_batch(store: Any, adapter: Adapter, invoices: list[Invoice], summary: PullSummary,
+                resolves: bool) -> None:
+    """What :func:`_handle` does for each invoice, for a batch of distinct plain invoices at once."""
+    befores = store.erp_statuses_of([item.invoice_key for item in invoices])
+    items = []
+    for item in invoices:
+        before = befores.get(item.invoice_key)
+        if before in CREDIT_STATUSES and item.erp_status in ("open", "partially_paid"):
+            item = dataclasses.replace(item, erp_status=before)  # the credit note stands (see _handle)
+        items.append(item)
+    for item, result in zip(items, store.save_invoices(items), strict=True):
+        setattr(summary, result.status, getattr(summary, result.status) + 1)
+        before = befores.get(item.invoice_key)
+        if before is not None and item.erp_status is not None and before != item.erp_status:
+            _status_event(summary, item.invoice_key, before, item.erp_status)
+        if resolves and item.source_id:
+            store.resolve_quarantine(source=adapter.name, location=f"{adapter.name}:{item.source_id}")
+
+
 def _handle(store: Any, adapter: Adapter, item: Any, summary: PullSummary, resolves: bool) -> None:
     if isinstance(item, Invoice):
+        problem = invoice_text_problem(item)
+        if problem is not None:  # the safety net for every adapter: never store what breaks a later file
+            location = f"{adapter.name}:{item.source_id or item.number}"
+            _handle(store, adapter, Rejected(location, Quarantine(
+                problem[1], source=location, field=problem[0], rule="text.control_character")), summary, resolves)
+            return
         before = store.erp_status_of(item.invoice_key)
         if before in CREDIT_STATUSES and item.erp_status in ("open", "partially_paid"):
             # the ERP row still shows the amount before its credit note; the credit note stands
@@ -179,6 +230,7 @@ def pull(config: Any, store: Any, *, source: str | None = None,
             continue
         adapter = build_adapter(name, options, config.section("company"))
         started = dt.datetime.now(dt.UTC)
+        resumed = resume_writebacks(store, adapter)  # before reading, so that the read sees them
         try:
             if progress_factory is not None:
                 with progress_factory(name) as bar:
@@ -190,6 +242,7 @@ def pull(config: Any, store: Any, *, source: str | None = None,
         except CessioError as exc:
             summary = PullSummary(source=name, error=str(exc))
             log.error("source %s failed: %s", name, exc)
+        summary.written_back = resumed
         log.info("%s in %.1fs", summary.line(), (dt.datetime.now(dt.UTC) - started).total_seconds())
         summaries.append(summary)
     return summaries
@@ -217,3 +270,23 @@ def record_payment_in_erp(store: Any, adapter: Adapter, *, invoice_id: int, amou
     with store.transaction():
         store.writeback_done(adapter.name, reference, erp_id)
     return erp_id
+
+
+def resume_writebacks(store: Any, adapter: Adapter) -> int:
+    """Complete the write-backs of ``adapter``'s source left pending by a crash, a timeout or an ERP error
+    (the ledger posting only writes back receipts it has just posted). Each goes through
+    :func:`record_payment_in_erp` with its own reference, which the adapter looks up first: a payment the
+    ERP did record is found, never made twice. A failure is logged and left pending for the next run.
+    Returns how many were completed."""
+    if not adapter.supports_write_back:
+        return 0
+    done = 0
+    for row in store.pending_writebacks(adapter.name):
+        try:
+            record_payment_in_erp(store, adapter, invoice_id=row["invoice_id"],
+                                  amount=Money.from_minor(row["amount_minor"], row["currency"]),
+                                  date=dt.date.fromisoformat(row["payment_date"]), reference=row["reference"])
+            done += 1
+        except CessioError as exc:
+            log.warning("write-back %s to %s still pending: %s", row["reference"], adapter.name, exc)
+    return done

@@ -7,13 +7,21 @@ is recorded in ``invoice_versions.diff`` and the audit log: never silently overw
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import enum
 import hashlib
 import json
+import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from connector.clock import utc_iso
-from connector.model import FinancingState, Invoice, canonical_json
+from connector.model import FinancingState, Invoice, canonical_json, to_jsonable
+from connector.money import Money
+from connector.store.audit import GENESIS, _row_hash
+from connector.store.base import translate_sqlite_error
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,49 @@ def invoice_diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list[Any
     return {key: [flat_old.get(key), flat_new.get(key)]
             for key in sorted(set(flat_old) | set(flat_new))
             if flat_old.get(key) != flat_new.get(key)}
+
+
+_VOLATILE = ("source", "source_id", "content_hash", "erp_status")  # as in Invoice.fingerprint()
+_SERIALISERS: dict[type, Any] = {}
+_BATCH_SQL_VARIABLES = 500
+
+
+def _jsonable(value: Any) -> Any:
+    """:func:`connector.model.to_jsonable`, with one function compiled per dataclass that reads its fields
+    inline (the same result, several times faster on a whole invoice; tests/adapters check they agree)."""
+    kind = type(value)
+    if value is None or kind is str or kind is int or kind is bool:
+        return value
+    if kind is Money:
+        return {"amount": str(value.amount), "currency": value.currency}
+    serialise = _SERIALISERS.get(kind)
+    if serialise is not None:
+        return serialise(value)
+    if kind is tuple or kind is list:
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (Money, enum.Enum, dt.date)) or not dataclasses.is_dataclass(value) \
+            or isinstance(value, type):
+        return to_jsonable(value)
+    names = [f.name for f in dataclasses.fields(value)]
+    items = ", ".join(f"{name!r}: (x if (x := v.{name}) is None or x.__class__ is str else j(x))"
+                      for name in names)
+    namespace: dict[str, Any] = {"j": _jsonable}
+    exec(f"def serialise(v):\n    return {{{items}}}\n", namespace)  # the field names of a dataclass
+    _SERIALISERS[kind] = namespace["serialise"]
+    return _jsonable(value)
+
+
+def _dumps(data: Any) -> str:
+    """:func:`connector.model.canonical_json` of data that is already plain JSON."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def invoice_data_and_fingerprint(invoice: Invoice) -> tuple[dict[str, Any], str, str]:
+    """``(invoice.to_dict(), invoice.fingerprint(), canonical_json(data))`` computed with one walk of the
+    invoice instead of three."""
+    data = _jsonable(invoice)
+    business = {key: value for key, value in data.items() if key not in _VOLATILE}
+    return data, hashlib.sha256(_dumps(business).encode()).hexdigest(), _dumps(data)
 
 
 class InvoicesMixin:
@@ -107,6 +158,121 @@ class InvoicesMixin:
                    {"invoice_key": invoice.invoice_key, "version": version, "fingerprint": fingerprint,
                     "diff": diff})
         return SaveResult("changed", invoice_id, version, diff)
+
+    def save_invoices(self, invoices: Sequence[Invoice]) -> list[SaveResult]:
+        """:meth:`save_invoice` for many invoices in the caller's transaction, in order, with the same
+        results, rows and audit rows (one ``invoice.created`` per new invoice, chained in order), but a
+        few statements per batch instead of several per invoice: new and unchanged invoices are looked
+        up, inserted and audited together; a changed invoice, or a key seen twice in the batch, goes
+        through :meth:`save_invoice` after the batch, in order."""
+        self.require_transaction("save_invoices()")
+        if not invoices:
+            return []
+        keys = list(dict.fromkeys(invoice.invoice_key for invoice in invoices))
+        known: dict[str, Any] = {}
+        for start in range(0, len(keys), _BATCH_SQL_VARIABLES):
+            chunk = keys[start:start + _BATCH_SQL_VARIABLES]
+            marks = ", ".join("?" for _ in chunk)
+            for row in self._all(
+                    f"SELECT i.invoice_key, i.id, i.current_version, i.erp_status, v.fingerprint FROM invoices i "
+                    f"JOIN invoice_versions v ON v.invoice_id = i.id AND v.version = i.current_version "
+                    f"WHERE i.invoice_key IN ({marks})", chunk):
+                known[row["invoice_key"]] = row
+        results: list[SaveResult | None] = [None] * len(invoices)
+        later: list[int] = []  # positions saved one by one after the batch (changed, repeated keys)
+        fresh: list[tuple[int, Invoice, dict[str, Any], str, str]] = []
+        seen: set[str] = set()
+        for position, invoice in enumerate(invoices):
+            key = invoice.invoice_key
+            if key in seen:
+                later.append(position)
+                continue
+            seen.add(key)
+            data, fingerprint, text = invoice_data_and_fingerprint(invoice)
+            row = known.get(key)
+            if row is None:
+                fresh.append((position, invoice, data, fingerprint, text))
+            elif row["fingerprint"] == fingerprint:
+                if invoice.erp_status is not None and invoice.erp_status != row["erp_status"]:
+                    self._update_erp_status(row["id"], invoice.erp_status)
+                results[position] = SaveResult("unchanged", row["id"], row["current_version"])
+            else:
+                later.append(position)
+        if fresh:
+            self._insert_new_invoices(fresh, results)
+        for position in later:
+            results[position] = self.save_invoice(invoices[position])
+        return results  # type: ignore[return-value]
+
+    def _insert_new_invoices(self, fresh: list[tuple[int, Invoice, dict[str, Any], str, str]],
+                             results: list[SaveResult | None]) -> None:
+        now = utc_iso()
+        hashes = {invoice.content_hash for _, invoice, *_ in fresh if invoice.content_hash}
+        stored = {h for h in hashes if self._scalar("SELECT 1 FROM documents WHERE sha256 = ?", (h,))}
+        self._conn_executemany(
+            "INSERT INTO invoices (invoice_key, source, source_id, number, kind, type_code, seller_key, buyer_key, "
+            "buyer_name, buyer_country, currency, issue_date, due_date, total_gross_minor, amount_due_minor, "
+            "erp_status, current_version, financing_state, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
+            [(invoice.invoice_key, invoice.source, invoice.source_id, invoice.number, invoice.kind.value,
+              invoice.type_code, invoice.seller.key, invoice.buyer.key, invoice.buyer.name, invoice.buyer.country,
+              invoice.currency, invoice.issue_date.isoformat(),
+              invoice.due_date.isoformat() if invoice.due_date else None, invoice.total_gross.minor_units,
+              invoice.amount_due.minor_units, invoice.erp_status, FinancingState.NEW.value, now, now)
+             for _, invoice, *_ in fresh])
+        ids: dict[str, int] = {}
+        keys = [invoice.invoice_key for _, invoice, *_ in fresh]
+        for start in range(0, len(keys), _BATCH_SQL_VARIABLES):
+            chunk = keys[start:start + _BATCH_SQL_VARIABLES]
+            marks = ", ".join("?" for _ in chunk)
+            ids.update((r[0], r[1]) for r in self._all(
+                f"SELECT invoice_key, id FROM invoices WHERE invoice_key IN ({marks})", chunk))
+        self._conn_executemany(
+            "INSERT INTO invoice_versions (invoice_id, version, fingerprint, content_hash, data, diff, created_at) "
+            "VALUES (?, 1, ?, ?, ?, NULL, ?)",
+            [(ids[invoice.invoice_key], fingerprint, invoice.content_hash if invoice.content_hash in stored else None,
+              text, now) for _, invoice, _, fingerprint, text in fresh])
+        self._audit_many([
+            ("invoice.created", f"invoice:{ids[invoice.invoice_key]}",
+             {"invoice_key": invoice.invoice_key, "version": 1, "fingerprint": fingerprint,
+              "amount_due": data["amount_due"], "source": invoice.source})
+            for _, invoice, data, fingerprint, _ in fresh])
+        for position, invoice, *_ in fresh:
+            results[position] = SaveResult("new", ids[invoice.invoice_key], 1)
+
+    def _conn_executemany(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        try:
+            self.conn.executemany(sql, rows)
+        except sqlite3.Error as exc:
+            raise translate_sqlite_error(exc, sql.split("(")[0].strip()[:60]) from exc
+
+    def _audit_many(self, rows: list[tuple[str, str | None, Any]]) -> None:
+        """Append audit rows in order, chained exactly as :meth:`audit` chains them one by one."""
+        self.require_transaction("audit()")
+        last = self._one("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        seq = 0 if last is None else last["seq"]
+        prev = GENESIS if last is None else last["hash"]
+        ts, who = utc_iso(), self.actor
+        out = []
+        for event, entity, payload in rows:
+            seq += 1
+            body = _dumps(payload)
+            digest = _row_hash(prev, seq, ts, who, event, entity, body)
+            out.append((seq, ts, who, event, entity, body, prev, digest))
+            prev = digest
+        self._conn_executemany("INSERT INTO audit (seq, ts, actor, event, entity, payload, prev_hash, hash) "
+                               "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", out)
+
+    def erp_statuses_of(self, invoice_keys: Sequence[str]) -> dict[str, str | None]:
+        """``invoice_key -> erp_status`` for the keys already stored (one query per 500 keys)."""
+        out: dict[str, str | None] = {}
+        keys = list(dict.fromkeys(invoice_keys))
+        for start in range(0, len(keys), _BATCH_SQL_VARIABLES):
+            chunk = keys[start:start + _BATCH_SQL_VARIABLES]
+            marks = ", ".join("?" for _ in chunk)
+            out.update((r[0], r[1]) for r in self._all(
+                f"SELECT invoice_key, erp_status FROM invoices WHERE invoice_key IN ({marks})", chunk))
+        return out
 
     def _insert_version(self, invoice_id: int, version: int, fingerprint: str, invoice: Invoice,
                         data: dict[str, Any], diff: dict[str, Any] | None, now: str) -> None:

@@ -65,6 +65,11 @@ class SourcesMixin:
                       "WHERE source = ? AND reference = ?", (erp_id, utc_iso(), source, reference))
         self.audit("erp.writeback_done", f"source:{source}", {"reference": reference, "erp_id": erp_id})
 
+    def pending_writebacks(self, source: str) -> list[dict[str, Any]]:
+        """Write-back intents of ``source`` whose ERP call never completed (a crash, a timeout, an error)."""
+        return [dict(r) for r in self._all("SELECT * FROM erp_writebacks WHERE source = ? AND state = 'pending' "
+                                           "ORDER BY id", (source,))]
+
     def writebacks(self, source: str | None = None) -> list[dict[str, Any]]:
         sql = "SELECT * FROM erp_writebacks" + (" WHERE source = ?" if source else "") + " ORDER BY id"
         return [dict(r) for r in self._all(sql, (source,) if source else ())]

@@ -144,3 +144,53 @@ def test_wrong_encoding_is_quarantined_not_crashed(store, tmp_path: Path) -> Non
     assert summary.new == 0
     assert summary.quarantined == 1
     assert store.quarantined()[0]["rule"] == "csv.encoding"
+
+
+def test_control_characters_quarantine_the_row_naming_file_line_and_column(store, tmp_path: Path) -> None:
+    """A NUL, a C1 control (a windows-1252 file read as latin-1) or a line break in a name would break every
+    XML file written later: the row is set aside with file, line, column and reason, never cleaned."""
+    header = (FIXTURES / "generic.csv").read_text(encoding="utf-8").splitlines()[0]
+    good = (FIXTURES / "generic.csv").read_text(encoding="utf-8").splitlines()[1]
+    name = good.split(",")[header.split(",").index("customer")]
+    rows = [good.replace(name, name[:2] + "\x00" + name[2:]).replace(good.split(",")[0], "NUL-1"),
+            good.replace(name, name + "\x80").replace(good.split(",")[0], "C1-1"),
+            good.replace(good.split(",")[0], "OK-1"),
+            good.replace(name, f'"{name}\nSA"').replace(good.split(",")[0], "LF-1")]
+    export = tmp_path / "export.csv"
+    export.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    summary = pull_source(store, adapter_for(export, "generic"))
+    assert (summary.new, summary.quarantined) == (1, 3)
+    entries = {q["location"]: q for q in store.quarantined()}
+    assert set(entries) == {"export.csv:line 2", "export.csv:line 3", "export.csv:line 5"}
+    assert entries["export.csv:line 2"]["field"] == "customer"
+    assert "U+0000 (NULL) at position 3" in entries["export.csv:line 2"]["reason"]
+    assert "windows-1252" in entries["export.csv:line 3"]["reason"]
+    assert "LINE FEED" in entries["export.csv:line 5"]["reason"]
+    assert not any(ord(ch) < 32 for row in store.invoice_rows() for value in row.values()
+                   if isinstance(value, str) for ch in value)
+
+
+def test_pull_refuses_control_characters_from_any_adapter(store) -> None:
+    """The safety net in connector.pull, for adapters (third-party ones too) that do not check themselves."""
+    import dataclasses
+
+    from connector.adapter import Adapter
+    from connector.model import Party
+
+    invoices, _, _ = read_all(adapter_for(FIXTURES / "generic.csv", "generic"))
+    bad = dataclasses.replace(invoices[0], buyer=dataclasses.replace(invoices[0].buyer, name="AC\x1bME"))
+
+    class Plugin(Adapter):
+        type_name = "plugin"
+
+        def read(self, cursor):
+            yield bad
+            yield invoices[1]
+            return {"done": True}
+
+    summary = pull_source(store, Plugin("plugin", {}))
+    assert (summary.new, summary.quarantined) == (1, 1)
+    entry, = store.quarantined()
+    assert (entry["location"], entry["field"], entry["rule"]) == (f"plugin:{bad.source_id}", "buyer.name",
+                                                                 "text.control_character")
+    assert isinstance(bad.seller, Party)

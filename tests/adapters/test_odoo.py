@@ -101,3 +101,42 @@ def test_errors_are_classified(odoo) -> None:
     odoo.stop()
     with pytest.raises(RetryLater):
         make(odoo).check()
+
+
+def test_a_write_back_left_pending_is_completed_by_the_next_pull(odoo, store, tmp_path, monkeypatch) -> None:
+    """The ledger posting recorded the intent, then the ERP call failed (Odoo down): the next `cessio pull`
+    completes it once, and the read that follows already sees the invoice paid."""
+    from connector.config import parse_config
+    from connector.pull import pull
+
+    pull_source(store, make(odoo))
+    invoice_id = store.find_invoice_id(store.invoice_key_by_source_id("odoo", "14"))
+    config = parse_config(f'''
+[company]
+name = "Cessio Demo SAS"
+
+[sources.odoo]
+type = "odoo"
+url = "{odoo.url}"
+database = "{odoo.database}"
+login = "{odoo.login}"
+api_key = "env:CESSIO_TEST_ODOO_KEY"
+payment_journal = "BNK1"
+''', path=tmp_path / "cessio.toml")
+    served = odoo.answer
+    monkeypatch.setattr(odoo, "answer", lambda payload: {"jsonrpc": "2.0", "id": payload.get("id"), "error": {
+        "code": 200, "message": "Odoo Server Error", "data": {"name": "psycopg2.OperationalError",
+                                                               "message": "could not serialize access"}}}
+                        if "account.payment.register" in str(payload) else served(payload))
+    with pytest.raises(Exception, match="could not serialize"):
+        record_payment_in_erp(store, make(odoo), invoice_id=invoice_id, amount=Money.parse("1234.56", "EUR"),
+                              date=dt.date(2026, 11, 20), reference="cessio-allocation-7")
+    assert [w["state"] for w in store.writebacks("odoo")] == ["pending"]
+    monkeypatch.setattr(odoo, "answer", served)
+    summary, = pull(config, store)
+    assert summary.written_back == 1 and "1 pending payment(s) written back" in summary.line()
+    assert [w["state"] for w in store.writebacks("odoo")] == ["done"]
+    assert len(odoo.data["account.payment"]) == 1
+    assert store.erp_status_of(store.invoice_key_by_source_id("odoo", "14")) == "paid"
+    again, = pull(config, store)
+    assert again.written_back == 0 and len(odoo.data["account.payment"]) == 1

@@ -151,3 +151,43 @@ def test_crash_after_tryton_paid_but_before_cessio_recorded_it_pays_once(tryton,
                                                          ("description", "like", "cessio:%")],
                          0, None, None, adapter.context())
     assert len(moves) == 1
+
+
+def test_reconciled_bank_payment_is_posted_and_written_back_to_tryton(tryton, store) -> None:
+    """The whole path a deployment runs: an invoice created in Tryton is pulled, its debtor pays it by bank
+    transfer (a camt.053 statement), reconciliation matches it, the ledger posting writes the payment back
+    through the adapter built from ``[sources.tryton]``, and Tryton shows the invoice paid and reconciled."""
+    from connector.config import parse_config
+    from connector.reconcile.engine import run_reconciliation
+    from connector.reconcile.ledger import post_ledger
+    from tests.reconcile.helpers import ACCOUNT, import_lines, line
+
+    created, = tryton.operate({"op": "invoice", "party": "ACME Industrie SA", "lines": [[3, "123.45"]]})
+    assert created["total"] == "444.42"
+    options = tryton.options()
+    source = "\n".join(f"{key} = {value!r}".replace("'", '"') for key, value in options.items())
+    config = parse_config(f'[company]\nname = "Cessio Demo SAS"\nlegal_id = "732829320"\n\n[reconciliation]\n'
+                          f'accounts = ["{ACCOUNT}"]\n\n[sources.tryton]\n{source}\n')
+    pull_source(store, make(tryton))
+    key = store.invoice_key_by_source_id("tryton", str(created["id"]))
+    import_lines(store, [line("444.42", f"VIR ACME INDUSTRIE SA FACTURE {created['number']}",
+                              name="ACME Industrie SA", date=dt.date.today())])
+    run_reconciliation(store, config)
+    result = post_ledger(store, config)
+    assert (result.written_back, result.write_back_errors) == (1, [])
+    adapter = make(tryton)
+    state, = adapter.call("model.account.invoice.read", [created["id"]], ["state", "amount_to_pay", "reconciled"],
+                          adapter.context())
+    assert state["state"] == "paid" and state["amount_to_pay"] == 0
+    assert state["reconciled"] is not None
+    writeback, = store.writebacks("tryton")
+    assert (writeback["state"], writeback["amount_minor"], writeback["source_id"]) == ("done", 44442,
+                                                                                       str(created["id"]))
+    # posting again writes nothing back twice; the next pull sees the invoice paid
+    assert post_ledger(store, config).written_back == 0
+    moves = adapter.call("model.account.move.search", [("origin", "=", f"account.invoice,{created['id']}"),
+                                                         ("description", "like", "cessio-%")],
+                         0, None, None, adapter.context())
+    assert len(moves) == 1
+    pull_source(store, make(tryton))
+    assert store.erp_status_of(key) == "paid"

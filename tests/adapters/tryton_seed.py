@@ -105,6 +105,10 @@ def seed(config_file: str, database: str) -> None:
     del cfg
 
 
+_CONFIGURED: dict[str, str] = {}
+ANSWER = "@@cessio-operate@@ "  # prefix of the answer lines of "serve" (trytond may print other lines)
+
+
 def operate(config_file: str, database: str, operations: list[dict]) -> list[dict]:
     """Do what a Tryton user would: create and post invoices, credit them, register payments.
 
@@ -115,7 +119,9 @@ def operate(config_file: str, database: str, operations: list[dict]) -> list[dic
     from proteus import Model, Wizard
     from proteus import config as proteus_config
 
-    proteus_config.set_trytond(database, config_file=config_file)
+    if _CONFIGURED.get("database") != database:
+        proteus_config.set_trytond(database, config_file=config_file)
+        _CONFIGURED["database"] = database
     Invoice = Model.get("account.invoice")
     Party = Model.get("party.party")
     Product = Model.get("product.product")
@@ -139,7 +145,8 @@ def operate(config_file: str, database: str, operations: list[dict]) -> list[dic
             if int(op.get("count", 1)) > 1:  # more of the same: Tryton's own "Duplicate", done on the server
                 invoices += Invoice.duplicate([invoice] * (int(op["count"]) - 1),
                                               default={"invoice_date": invoice.invoice_date})
-            Invoice.click(invoices, "post")
+            for start in range(0, len(invoices), 100):  # posted 100 at a time: one transaction each
+                Invoice.click(invoices[start:start + 100], "post")
             out += [{"id": i.id, "number": i.number, "total": str(i.total_amount)} for i in invoices]
         elif op["op"] == "credit":
             invoice, = Invoice.find([("number", "=", op["number"]), ("type", "=", "out")])
@@ -168,8 +175,25 @@ def operate(config_file: str, database: str, operations: list[dict]) -> list[dic
     return out
 
 
+def serve(config_file: str, database: str) -> None:
+    """Answer one JSON list of operations per stdin line with one ``ANSWER`` line, loading trytond once
+    (a test session pays the start-up of proteus once instead of once per operation)."""
+    import json
+    import traceback
+
+    for request in sys.stdin:
+        try:
+            answer = {"result": operate(config_file, database, json.loads(request))}
+        except Exception:  # reported to the test, which raises it
+            answer = {"error": traceback.format_exc()[-3000:]}
+        sys.stdout.write(ANSWER + json.dumps(answer) + "\n")
+        sys.stdout.flush()
+
+
 if __name__ == "__main__":
-    if sys.argv[1] == "operate":
+    if sys.argv[1] == "serve":
+        serve(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "operate":
         import json
 
         print(json.dumps(operate(sys.argv[2], sys.argv[3], json.load(sys.stdin))))

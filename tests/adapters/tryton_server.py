@@ -15,10 +15,12 @@ import hashlib
 import inspect
 import json
 import os
+import queue
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -107,20 +109,63 @@ class TrytonServer:
         return {"type": "tryton", "url": self.url, "database": self.database, "login": "admin",
                 "password": "env:CESSIO_TEST_TRYTON_PASSWORD", "payment_method": "Bank", **extra}
 
+    worker: subprocess.Popen[str] | None = None
+    answers: queue.Queue[str | None] | None = None
+
     def operate(self, *operations: dict[str, Any], timeout: float = 300) -> list[dict[str, Any]]:
-        """Create/credit/pay invoices in Tryton with proteus, as a user would (see tryton_seed.operate)."""
-        done = subprocess.run([sys.executable, str(SEED), "operate", str(self.conf), self.database],
-                              input=json.dumps(list(operations)).encode(), capture_output=True, timeout=timeout,
-                              cwd=self.folder)
-        if done.returncode != 0:
-            raise RuntimeError(done.stderr.decode()[-3000:])
-        return json.loads(done.stdout.decode().strip().splitlines()[-1])
+        """Create/credit/pay invoices in Tryton with proteus, as a user would (see tryton_seed.operate),
+        through one long-lived proteus process per server (started at the first call)."""
+        from tests.adapters.tryton_seed import ANSWER
+
+        if self.worker is None or self.worker.poll() is not None:
+            self.worker = subprocess.Popen(
+                [sys.executable, str(SEED), "serve", str(self.conf), self.database], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=(self.folder / "proteus.log").open("ab"), cwd=self.folder, text=True)
+            self.answers = queue.Queue()
+            threading.Thread(target=_pump, args=(self.worker.stdout, self.answers), daemon=True).start()
+        assert self.worker.stdin is not None
+        self.worker.stdin.write(json.dumps(list(operations)) + "\n")
+        self.worker.stdin.flush()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                text = self.answers.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                self.stop_worker()
+                raise RuntimeError(f"proteus did not answer within {timeout}s") from None
+            if text is None:
+                self.worker = None
+                raise RuntimeError("proteus died: " + (self.folder / "proteus.log").read_text()[-3000:])
+            if text.startswith(ANSWER):
+                answer = json.loads(text[len(ANSWER):])
+                if "error" in answer:
+                    raise RuntimeError(answer["error"])
+                return answer["result"]
+
+    def stop_worker(self) -> None:
+        if self.worker is not None:
+            if self.worker.stdin is not None:
+                self.worker.stdin.close()
+            try:
+                self.worker.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.worker.kill()
+                self.worker.wait()
+            self.worker = None
+
+
+def _pump(stream: Any, answers: queue.Queue[str | None]) -> None:
+    """Copy a worker's stdout lines into ``answers``; ``None`` when it ends."""
+    for text in stream:
+        answers.put(text)
+    answers.put(None)
 
 
 @contextlib.contextmanager
-def running_server(folder: Path, database: str = "erp") -> Iterator[TrytonServer]:
+def running_server(folder: Path, database: str = "erp", template: Path | None = None) -> Iterator[TrytonServer]:
+    """A trytond serving a copy of ``template`` (default: the cached seeded template) on a free port."""
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(template_db(), folder / f"{database}.sqlite")
+    shutil.copyfile(template or template_db(), folder / f"{database}.sqlite")
     port = free_port()
     conf = _conf(folder, port)
     log = (folder / "trytond.log").open("wb")
@@ -143,6 +188,7 @@ def running_server(folder: Path, database: str = "erp") -> Iterator[TrytonServer
             time.sleep(0.2)
         yield server
     finally:
+        server.stop_worker()
         process.terminate()
         try:
             process.wait(timeout=10)
