@@ -78,6 +78,16 @@ FACTOR_KEYS: dict[str, Key] = {
     "deadline": Key("decimal", Decimal("120"), help="seconds for one delivery including retries"),
     "layout": Key("str", help="bordereau layout name under mappings/factors/ (file channel)"),
     "outbox_dir": Key("path", help="where bordereau files are released (file channel)"),
+    "layout_params": Key("dict", help="values a layout needs beyond [company], e.g. "
+                                      "{ emitters = { D = \"12345\", E = \"12346\" }, buyer_ids = { ... } }"),
+    "replies_dir": Key("path", help="where the factor's reply files land: acks, tsin.007/008/013, statements "
+                                    "(file and iso20022 channels)"),
+    "reply_layout": Key("str", help="CSV reply layout under mappings/factors/replies/ (file channel)"),
+    "sftp_url": Key("str", help="also upload released files to sftp://USER@HOST[:PORT]/FOLDER (needs paramiko)"),
+    "sftp_host_key": Key("str", help='the SFTP server\'s host key, "TYPE BASE64" as in known_hosts (required '
+                                     "with sftp_url: never trusted on first use)"),
+    "sftp_password": Key("secret", help="SFTP password (or sftp_key)"),
+    "sftp_key": Key("path", help="SFTP private key file (mode 0600)"),
     "client_number": Key("str", help="your contract/adherent number at the factor"),
     "currencies": Key("list[str]", ["EUR"], help="currencies the factor accepts"),
     "countries": Key("list[str]", [], help="debtor countries accepted (empty: all)"),
@@ -126,7 +136,8 @@ SCHEMA = Section(sub={
         "default_payment_days": Key("int", 30, help="due date when an invoice states none"),
     }),
     "inbox": Section(keys={
-        "path": Key("path", help="folder watched for e-invoices and statements"),
+        "path": Key("path", help="folder watched for e-invoices and bank or factor statements, each file routed "
+                                 "by its content"),
         "min_age_seconds": Key("int", 5, help="a file younger than this may still be being written"),
         "official_rules": Key("bool", False, help="also run the official EN 16931 / Factur-X rules (saxonche) "
                                                   "on each e-invoice; the native rules always run"),

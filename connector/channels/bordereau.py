@@ -23,6 +23,7 @@ process at a named point (``after_record``, ``mid_write``, ``after_rename``) for
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import html
@@ -36,10 +37,10 @@ from typing import Any
 
 from connector.channels.fixedwidth import Layout, encode_lines, load_layout, parse_value, read_records, render_record
 from connector.clock import today
-from connector.errors import Quarantine, StopAndAsk
+from connector.errors import Quarantine, RetryLater, StopAndAsk
 from connector.model import Invoice
 from connector.money import Money
-from connector.store.channels import FILE_KIND
+from connector.store.channels import FILE_KIND, file_kind
 
 FAULT_ENV = "CESSIO_CHANNELS_FAULT"
 NEGATIVE_KINDS = frozenset({"credit_note", "payment"})
@@ -73,9 +74,11 @@ def detail_values(invoice: Invoice, kind: str, amount_minor: int, *, seq: int, f
     domestic = (buyer.country or "FR") == (invoice.seller.country or params.get("company_country") or "FR")
     debtor_id = debtor_identifier(invoice)
     signed = -amount_minor if kind in NEGATIVE_KINDS else amount_minor
+    if kind == "adjustment" and payload.get("direction") == "credit":
+        signed = -amount_minor
     address = buyer.address
     issue = invoice.issue_date
-    if kind == "payment" and payload.get("payment_date"):
+    if kind in ("payment", "adjustment") and payload.get("payment_date"):
         issue = dt.date.fromisoformat(payload["payment_date"])
     return {
         **params,
@@ -287,26 +290,40 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+class OutboxWriteError(RetryLater):
+    """The outbox folder refused a write (disk full, I/O error, permissions): nothing was released;
+    the next run writes the recorded bytes again."""
+
+
 def write_atomically(outbox: Path, name: str, content: bytes) -> Path:
-    """Write ``content`` as ``outbox/name`` through a ``.partial`` file and a rename (idempotent)."""
-    outbox.mkdir(parents=True, exist_ok=True)
+    """Write ``content`` as ``outbox/name`` through a ``.partial`` file and a rename (idempotent).
+
+    An ``OSError`` (ENOSPC, EIO, EACCES...) becomes :class:`OutboxWriteError` (retry later); the
+    ``.partial`` file is removed when it can be, so the outbox never holds a half-written final file."""
     final = outbox / name
-    digest = hashlib.sha256(content).hexdigest()
-    if final.exists():
-        if hashlib.sha256(final.read_bytes()).hexdigest() == digest:
-            return final
-        raise StopAndAsk(f"{final} already exists with other content; refusing to overwrite a released file")
     partial = outbox / f".{name}.partial"
-    with open(partial, "wb") as handle:
-        half = len(content) // 2
-        handle.write(content[:half])
-        handle.flush()
-        _fault("mid_write")
-        handle.write(content[half:])
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, final)
-    _fsync_dir(outbox)
+    digest = hashlib.sha256(content).hexdigest()
+    try:
+        outbox.mkdir(parents=True, exist_ok=True)
+        if final.exists():
+            if hashlib.sha256(final.read_bytes()).hexdigest() == digest:
+                return final
+            raise StopAndAsk(f"{final} already exists with other content; refusing to overwrite a released file")
+        with open(partial, "wb") as handle:
+            half = len(content) // 2
+            handle.write(content[:half])
+            handle.flush()
+            _fault("mid_write")
+            handle.write(content[half:])
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, final)
+        _fsync_dir(outbox)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise OutboxWriteError(f"cannot write {final}: {exc.strerror or exc}; nothing released, retried next run") \
+            from None
     return final
 
 
@@ -316,13 +333,13 @@ def _batch_details(store: Any, batch_id: int, *, file_date: dt.date, params: Map
     details = []
     for seq, item in enumerate(store.channel_batch_items(batch_id), start=1):
         invoice = Invoice.from_dict(json.loads(item["invoice_data"]))
-        kind = FILE_KIND.get(item["kind"])
-        if kind is None:
+        if item["kind"] not in FILE_KIND:
             raise Quarantine(f"a {item['kind']} cannot go in a bordereau file", source=f"batch:{batch_id}")
         payload = json.loads(item["payload"] or "{}")
+        kind = file_kind(item["kind"], payload)
         # the amount comes from the invoice version (or the reported payment), not from the claim row,
         # so that the ledger check compares two independent records
-        if kind == "payment":
+        if kind in ("payment", "adjustment"):
             amount = Money.parse(payload["amount"], invoice.currency).minor_units
         else:
             amount = invoice.amount_due.minor_units
@@ -413,11 +430,16 @@ def release_pending(store: Any, factor: str, *, layout_name: str, outbox: Path,
 
 
 def claim_items(store: Any, invoice_ids: Sequence[int], *,
-                payments: Mapping[int, Mapping[str, str]] | None = None) -> list[dict[str, Any]]:
-    """Batch items for invoices (current version) and, in confidential mode, payments received on them.
+                payments: Mapping[int, Mapping[str, str]] | None = None,
+                adjustments: Mapping[int, Mapping[str, str]] | None = None) -> list[dict[str, Any]]:
+    """Batch items for invoices (current version) and, in confidential ("balance") mode, payments received
+    on them and adjustments to them (FactoFrance 103 / 104).
 
-    ``payments`` maps an invoice id to ``{"amount": "120.00", "payment_date": "2026-11-20", ...}``.
+    ``payments`` maps an invoice id to ``{"amount": "120.00", "payment_date": "2026-11-20", ...}``;
+    ``adjustments`` likewise, plus ``"direction": "credit"`` (reduces what the debtor owes: a discount, a
+    write-off) or ``"debit"`` (adds to it), and a ``reference`` that tells two adjustments apart.
     """
+    payments = dict(payments or {})
     items = []
     for invoice_id in invoice_ids:
         invoice = store.get_invoice(invoice_id)
@@ -426,11 +448,17 @@ def claim_items(store: Any, invoice_ids: Sequence[int], *,
                       "invoice_version": row["current_version"],
                       "kind": "credit_note" if invoice.is_credit_note else "assignment",
                       "amount_minor": invoice.amount_due.minor_units, "currency": invoice.currency, "payload": {}})
-    for invoice_id, payment in (payments or {}).items():
+    reports = [(i, dict(p)) for i, p in payments.items()]
+    for invoice_id, adjustment in (adjustments or {}).items():
+        if adjustment.get("direction", "credit") not in ("credit", "debit"):
+            raise Quarantine(f"adjustment direction {adjustment.get('direction')!r} is not credit or debit",
+                             source=f"invoice:{invoice_id}", field="direction")
+        reports.append((invoice_id, {"direction": "credit", **dict(adjustment), "adjustment": True}))
+    for invoice_id, payload in reports:
         invoice = store.get_invoice(invoice_id)
         row = store.invoice_row(invoice_id)
         items.append({"invoice_id": invoice_id, "invoice_key": invoice.invoice_key,
                       "invoice_version": row["current_version"], "kind": "collection_report",
-                      "amount_minor": Money.parse(payment["amount"], invoice.currency).minor_units,
-                      "currency": invoice.currency, "payload": dict(payment)})
+                      "amount_minor": Money.parse(payload["amount"], invoice.currency).minor_units,
+                      "currency": invoice.currency, "payload": payload})
     return items

@@ -15,6 +15,8 @@ and control sum) and its items before anything is written; a disagreement is a d
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,10 +31,14 @@ from connector.channels.bordereau import (
 )
 from connector.channels.fixedwidth import load_layout
 from connector.channels.iso20022 import build_tsin006
-from connector.errors import CessioError, ConfigError, Quarantine, StopAndAsk
+from connector.channels.replies import import_reply_file
+from connector.channels.sftp import SftpError, target_for
+from connector.errors import CessioError, ConfigError, Quarantine, RetryLater, StopAndAsk
+from connector.factors.api import Ambiguous
 from connector.model import Invoice, InvoiceKind, Party
 from connector.money import Money
 
+log = logging.getLogger("cessio.channels")
 ITEM_KINDS = {"assignment": "invoice", "credit_note": "credit_note", "collection_report": "payment"}
 
 
@@ -83,6 +89,9 @@ class FileChannel:
         self.profile = profile
         self.layout = load_layout(layout)
         self.outbox = Path(outbox)
+        replies = getattr(profile, "replies_dir", None)
+        self.replies = Path(replies) if replies else None
+        self.sftp = target_for(profile)
         self.params = {"client_number": getattr(profile, "client_number", None), **(params or {})}
 
     def render(self, batch: dict[str, Any]) -> list[Any]:
@@ -110,14 +119,23 @@ class FileChannel:
             parts = self.render(batch)
         except (ControlTotalMismatch, Quarantine) as exc:
             raise Definitive(str(exc), status=422, code="control_totals") from None
+        try:
+            for part in parts:
+                write_atomically(self.outbox, part.file_name, part.content)
+        except RetryLater as exc:
+            # a final file may already be there (EIO after the rename): look it up before writing again
+            raise Ambiguous(str(exc)) from None
         for part in parts:
-            write_atomically(self.outbox, part.file_name, part.content)
+            self._upload(part.file_name, part.content)
         page = render_html(title=self.layout.title, factor=self.profile.name, batch_number=batch["number"],
                            file_names=[p.file_name for p in parts], file_date=_batch_date(batch),
                            details=[d for p in parts for d in p.details],
                            totals={k: sum(p.totals.get(k, 0) for p in parts) for k in parts[0].totals},
                            currency=batch["currency"], company=str(self.params.get("company_name") or ""))
-        write_atomically(self.outbox / "html", Path(parts[0].file_name).stem + ".html", page.encode("utf-8"))
+        try:
+            write_atomically(self.outbox / "html", Path(parts[0].file_name).stem + ".html", page.encode("utf-8"))
+        except RetryLater as exc:  # the bordereau itself is released; its printable summary is not essential
+            log.warning("batch %s: printable bordereau not written: %s", batch["number"], exc)
         names = ",".join(p.file_name for p in parts)
         return Delivery(remote_ids={item["idempotency_key"]: names for item in batch["items"]},
                         remote_batch_id=names, detail={"files": [p.file_name for p in parts]})
@@ -130,15 +148,66 @@ class FileChannel:
             parts = self.render(batch)
         except CessioError:
             return None
-        if all((self.outbox / p.file_name).is_file() for p in parts):
+        if all((self.outbox / p.file_name).is_file() for p in parts) and \
+                all(self._remote_has(p.file_name, p.content) for p in parts):
             names = ",".join(p.file_name for p in parts)
             return Delivery(remote_ids={item["idempotency_key"]: names for item in batch["items"]},
                             remote_batch_id=names, detail={"found": True})
         return None
 
+    def _upload(self, name: str, content: bytes) -> None:
+        """Copy a released file to the factor's SFTP folder, when one is configured."""
+        if self.sftp is None:
+            return
+        try:
+            self.sftp.upload(name, content)
+        except SftpError as exc:  # maybe renamed there before the failure: look it up before the next upload
+            raise Ambiguous(str(exc)) from None
+
+    def _remote_has(self, name: str, content: bytes) -> bool:
+        if self.sftp is None:
+            return True
+        try:
+            return self.sftp.has(name, content)
+        except SftpError as exc:
+            raise Ambiguous(str(exc)) from None
+
     def probe(self) -> str:
-        self.outbox.mkdir(parents=True, exist_ok=True)
-        return f"outbox {self.outbox} writable"
+        """No side effect: the outbox (or the folder that will hold it) must be a writable folder."""
+        from connector.factors.api import NotSent
+
+        for folder, what in ((self.outbox, "outbox_dir"), (self.replies, "replies_dir")):
+            if folder is None:
+                continue
+            existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+            if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+                raise NotSent(f"{what} {folder} is not a writable folder")
+        replies = f"; replies read from {self.replies}" if self.replies else "; no replies_dir configured"
+        remote = f"; {self.sftp.probe()}" if self.sftp is not None else ""
+        return f"{self.name} channel: outbox {self.outbox} writable{replies}{remote}"
+
+    # -- replies: the factor's acknowledgements, status messages and statements -------------------------
+    def ingest_replies(self, store: Any) -> dict[str, int]:
+        """Import every reply file waiting in ``replies_dir`` into factor events (the API channel's
+        ``ingest_events`` equivalent), then move it to ``imported/`` (or ``quarantined/``).
+
+        Each file's events commit in one transaction keyed by (factor, event id), so a crash before the
+        move re-imports the file harmlessly. Dot files and ``.part``/``.partial``/``.tmp`` files are still
+        being written by the transfer and are left for the next run."""
+        counts: dict[str, int] = {"files": 0, "events": 0, "new": 0, "quarantined": 0}
+        if self.replies is None or not self.replies.is_dir():
+            return counts
+        for path in sorted(p for p in self.replies.iterdir() if p.is_file()):
+            if path.name.startswith(".") or path.suffix.lower() in (".part", ".partial", ".tmp"):
+                continue
+            result = import_reply_file(store, path, factor=self.profile.name,
+                                       csv_layout=getattr(self.profile, "reply_layout", None))
+            counts["files"] += 1
+            counts["events"] += result.get("events", 0)
+            counts["new"] += result.get("new", 0)
+            counts["quarantined"] += "quarantined" in result
+            _move_aside(path, self.replies / ("quarantined" if "quarantined" in result else "imported"))
+        return counts
 
 
 class Tsin006Channel(FileChannel):
@@ -149,6 +218,9 @@ class Tsin006Channel(FileChannel):
     def __init__(self, profile: Any, *, outbox: Path, params: dict[str, Any] | None = None) -> None:
         self.profile = profile
         self.outbox = Path(outbox)
+        replies = getattr(profile, "replies_dir", None)
+        self.replies = Path(replies) if replies else None
+        self.sftp = target_for(profile)
         self.params = {"client_number": getattr(profile, "client_number", None), **(params or {})}
 
     def _file_name(self, batch: dict[str, Any]) -> str:
@@ -174,17 +246,35 @@ class Tsin006Channel(FileChannel):
         except (ControlTotalMismatch, Quarantine) as exc:
             raise Definitive(str(exc), status=422, code="invalid_message") from None
         name = self._file_name(batch)
-        write_atomically(self.outbox, name, data)
+        try:
+            write_atomically(self.outbox, name, data)
+        except RetryLater as exc:
+            raise Ambiguous(str(exc)) from None
+        self._upload(name, data)
         return Delivery(remote_ids={item["idempotency_key"]: name for item in batch["items"]}, remote_batch_id=name)
 
     def lookup(self, batch: dict[str, Any]) -> Any:
         from connector.factors.channel import Delivery
 
         name = self._file_name(batch)
-        if (self.outbox / name).is_file():
+        if (self.outbox / name).is_file() and (self.sftp is None or self._remote_has(name, self.render(batch))):
             return Delivery(remote_ids={item["idempotency_key"]: name for item in batch["items"]},
                             remote_batch_id=name, detail={"found": True})
         return None
+
+
+def _move_aside(path: Path, folder: Path) -> None:
+    """Move a handled reply file into ``folder`` (never overwriting an earlier file of the same name)."""
+    try:
+        folder.mkdir(exist_ok=True)
+        target = folder / path.name
+        n = 1
+        while target.exists():
+            target = folder / f"{path.stem}.{n}{path.suffix}"
+            n += 1
+        os.replace(path, target)
+    except OSError as exc:  # imported already (ids make a re-import harmless): say so, go on
+        log.warning("reply file %s imported but not moved aside: %s", path, exc.strerror or exc)
 
 
 def make_channel(profile: Any) -> Any:

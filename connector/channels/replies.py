@@ -189,3 +189,68 @@ def import_reply_file(store: Any, path: Path, *, factor: str, csv_layout: str | 
         new = record_events(store, events)
         store.resolve_quarantine(source=f"factor:{factor}", location=source)
     return {"file": source, "events": len(events), "new": new, "seen": len(events) - new}
+
+
+# -- `cessio statements import`: factor replies are recognised by content and routed here ----------------
+
+def _file_factors(config: Any) -> dict[str, dict[str, Any]]:
+    factors = getattr(config, "factors", None) or {}
+    return {name: f for name, f in factors.items() if f.get("channel") in ("file", "iso20022")}
+
+
+def reply_owner(data: bytes, config: Any, *, source: str) -> tuple[str, str | None] | None:
+    """``(factor, csv layout)`` when ``data`` is a factor reply (a tsin.007/008/013 message, or a CSV whose
+    header has every column its factor's ``reply_layout`` requires); ``None`` when it is not one (a bank
+    statement, for instance). A tsin reply with several file factors configured cannot be attributed:
+    :class:`Quarantine` says so."""
+    head = data[:4096]
+    factors = _file_factors(config)
+    if head.lstrip().startswith(b"<"):
+        if not any(f"tsin.{n}".encode() in head for n in ("007", "008", "013")):
+            return None
+        if len(factors) != 1:
+            names = ", ".join(sorted(factors)) or "none"
+            raise Quarantine(f"an ISO 20022 factor reply, but {len(factors)} file/iso20022 factors are configured "
+                             f"({names}): drop it in that factor's replies_dir instead", source=source)
+        return next(iter(factors)), None
+    for name, factor in sorted(factors.items()):
+        if not factor.get("reply_layout"):
+            continue
+        layout = load_reply_layout(factor["reply_layout"])
+        try:
+            first = head.decode(layout.charset, errors="replace").lstrip("\ufeff").splitlines()[0]
+        except IndexError:
+            return None
+        titles = {t.strip().strip('"') for t in first.split(layout.delimiter)}
+        if all(layout.columns[c] in titles for c in REQUIRED_COLUMNS):
+            return name, layout.name
+    return None
+
+
+def import_factor_replies(store: Any, config: Any, paths: list[Path]) -> tuple[list[str], list[Path], bool]:
+    """Import the factor replies among ``paths``; returns one line per reply, the other paths (left to the
+    bank statement importer) and whether any reply failed."""
+    lines, rest, failed = [], [], False
+    for path in paths:
+        try:
+            data = Path(path).read_bytes()
+        except OSError:
+            rest.append(path)  # the statement importer reports unreadable files
+            continue
+        try:
+            owner = reply_owner(data, config, source=str(path))
+        except Quarantine as exc:
+            lines.append(f"{path}: not imported: {exc}")
+            failed = True
+            continue
+        if owner is None:
+            rest.append(path)
+            continue
+        result = import_reply_file(store, Path(path), factor=owner[0], csv_layout=owner[1])
+        if "quarantined" in result:
+            lines.append(f"{path}: factor {owner[0]} reply quarantined: {result['quarantined']}")
+            failed = True
+        else:
+            lines.append(f"{path}: factor {owner[0]} reply: {result['events']} events, {result['new']} new, "
+                         f"{result['seen']} already known")
+    return lines, rest, failed

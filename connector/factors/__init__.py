@@ -22,7 +22,9 @@ def probe_factor(name: str, factor_config: dict[str, Any]) -> str:
 
     profile = profile_from_config(name, dict(factor_config))
     if profile.channel != "api":
-        return f"{profile.channel} channel configured (probed by its own channel)"
+        from connector.factors.channel import make_channel
+
+        return make_channel(profile).probe()  # file channels: folders checked, nothing written
     return ApiChannel(profile).probe()
 
 
@@ -31,7 +33,10 @@ def _fmt(minor: int, currency: str) -> str:
 
 
 def factor_positions(store: Any, config: Any) -> list[dict[str, Any]]:
-    """``cessio status``: per factor, what its events say we stand at, and each debtor's limit use."""
+    """``cessio status``: per factor, what its events say we stand at, each debtor's limit use, limits about
+    to expire (ask for a prolongation in time) and invoices changed in the ERP after the factor got them."""
+    from connector.channels.limits import expiring_limits
+
     names = list(config.factors) if config is not None else []
     names += [n for n in store.factor_names() if n not in names] if hasattr(store, "factor_names") else []
     positions = []
@@ -54,6 +59,13 @@ def factor_positions(store: Any, config: Any) -> list[dict[str, Any]]:
             limits.append(f"{row['debtor_key']}: {_fmt(use, row['currency'])} of "
                           f"{_fmt(row['amount_minor'], row['currency'])} ({share}, {row['status']})")
         entry["debtor limits"] = limits
+        entry["limits expiring within 30 days"] = [
+            f"{x.debtor_key}: {x.amount} {x.status} until {x.valid_to.isoformat()} "
+            f"({'expired' if x.days_left < 0 else f'{x.days_left} days left'})"
+            for x in expiring_limits(store, within_days=30) if x.factor == name]
+        entry["changed after sent"] = [
+            f"{r['number']}: sent as version {r['invoice_version']}, now version {r['current_version']} "
+            "(credit, cancel or re-assign it at the factor)" for r in store.changed_after_sent(name)]
         positions.append(entry)
     return positions
 

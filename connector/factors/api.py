@@ -155,13 +155,25 @@ class FactorApi:
             return self._token
         profile = self.profile
         if profile.client_id and profile.client_secret is not None and profile.token_url:
-            reply = self.session.post(profile.token_url, json={
-                "grant_type": "client_credentials", "client_id": profile.client_id,
-                "client_secret": profile.client_secret.reveal()},
-                timeout=(profile.connect_timeout, profile.read_timeout))
-            if reply.status_code != 200:
-                raise Definitive(f"token endpoint answered {reply.status_code}", status=reply.status_code)
-            self._token = reply.json()["access_token"]
+            secret = profile.client_secret.reveal()
+            try:  # third-party errors stop here: the caller sees one Cessio error, never a traceback
+                reply = self.session.post(profile.token_url, json={
+                    "grant_type": "client_credentials", "client_id": profile.client_id, "client_secret": secret},
+                    timeout=(profile.connect_timeout, profile.read_timeout))
+                if reply.status_code != 200:
+                    raise Definitive(f"token endpoint answered {reply.status_code}", status=reply.status_code)
+                token = reply.json()["access_token"]
+            except requests.RequestException as exc:
+                what = "could not connect" if _never_connected(exc) else f"{type(exc).__name__} after sending"
+                kind = NotSent if _never_connected(exc) else Ambiguous
+                raise kind(f"OAuth2 token endpoint of factor {profile.name}: {what}") from None
+            except (ValueError, KeyError, TypeError):
+                raise Definitive(f"OAuth2 token endpoint of factor {profile.name}: reply without access_token",
+                                 status=0, code="BAD_TOKEN_REPLY") from None
+            if not isinstance(token, str) or not token:
+                raise Definitive(f"OAuth2 token endpoint of factor {profile.name}: empty access_token",
+                                 status=0, code="BAD_TOKEN_REPLY")
+            self._token = token
         elif profile.token is not None:
             self._token = profile.token.reveal()
         else:

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from connector.clock import today as clock_today
+from connector.clock import utcnow
 from connector.factors.api import DeliveryError
 from connector.factors.eligibility import Candidate, DebtorLimit, Decision, Portfolio, decide_all
 from connector.factors.outbox import drain
-from connector.factors.profile import FactorProfile, profiles
+from connector.factors.profile import FactorProfile, after_last_cutoff, profiles
 from connector.model import Invoice
 from connector.money import Money
 
@@ -52,6 +53,8 @@ class AssignReport:
     held: list[str] = field(default_factory=list)
     sending: dict[str, int] = field(default_factory=dict)
     outbox: dict[str, int] = field(default_factory=dict)
+    changed_after_sent: list[str] = field(default_factory=list)
+    after_cutoff: str | None = None  # "16:00" when run after the factor's last cut-off of the day
 
 
 def _limits(store: Any, factor: str) -> dict[str, DebtorLimit]:
@@ -140,11 +143,13 @@ def decide_and_claim(store: Any, profile: FactorProfile, *, today: dt.date | Non
                 if decision.eligible:
                     key = idempotency_key(profile.name, invoice.seller.key, "assignment", invoice.number,
                                           row["current_version"])
+                    # the invoice goes as issued (gross): a credit note naming it was netted for the decision
+                    # and is notified to the factor as its own item below, so it is never deducted twice
+                    amount = invoice.amount_due if candidate.credited is not None else decision.amount
                     store.create_assignment(invoice_id=row["id"], invoice_key=invoice.invoice_key,
                                             version=row["current_version"], factor=profile.name, kind="assignment",
-                                            idempotency_key=key, amount_minor=decision.amount.minor_units,
-                                            currency=decision.amount.currency,
-                                            payload=item_payload(invoice, decision.amount, key))
+                                            idempotency_key=key, amount_minor=amount.minor_units,
+                                            currency=amount.currency, payload=item_payload(invoice, amount, key))
                     report.claimed += 1
     # credit notes: netted above; notified to the factor when their debtor has invoices assigned there
     exposed = {row["buyer_key"] for row in store.factor_exposure_rows(profile.name)}
@@ -168,9 +173,15 @@ def run_assign(store: Any, config: Any, *, factor: str | None = None, dry_run: b
     from connector.factors.channel import make_channel
 
     reports = []
+    now = local_now(config)
     for profile in profiles(config, factor):
         channel = None if dry_run else (channel_factory or make_channel)(profile)
         report = decide_and_claim(store, profile, today=today, dry_run=dry_run, channel=channel)
+        report.after_cutoff = after_last_cutoff(profile, now.time())
+        report.changed_after_sent = [f"{r['number']} (v{r['invoice_version']} sent, now v{r['current_version']})"
+                                     for r in store.changed_after_sent(profile.name)]
+        for text in report.changed_after_sent:
+            log.warning("factor %s holds an older version of invoice %s", profile.name, text)
         if channel is not None:
             report.sending = dict(drain(store, profile, channel, max_seconds=max_seconds or profile.deadline))
             report.outbox = store.outbox_counts(profile.name)
@@ -178,8 +189,25 @@ def run_assign(store: Any, config: Any, *, factor: str | None = None, dry_run: b
     return reports
 
 
+def local_now(config: Any) -> dt.datetime:
+    """Now in the agent's time zone (``[agent] timezone``), where the factors' cut-off times are read."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = None
+    if config is not None and hasattr(config, "section"):
+        name = config.section("agent").get("timezone")
+    try:
+        zone = ZoneInfo(name) if name else dt.UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = dt.UTC
+    return utcnow().astimezone(zone)
+
+
 def render_report(report: AssignReport, *, dry_run: bool) -> list[str]:
     lines = [f"factor {report.factor}:"]
+    if report.after_cutoff:
+        lines.append(f"  after the factor's last cut-off ({report.after_cutoff}): what is sent now is processed "
+                     "on its next business day (the agent waits for it)")
     for row, decision in report.decisions:
         verdict = "eligible" if decision.eligible else "not eligible"
         lines.append(f"  {row['number']} {decision.amount} debtor {row['buyer_name'] or row['buyer_key']}: {verdict}")
@@ -193,5 +221,8 @@ def render_report(report: AssignReport, *, dry_run: bool) -> list[str]:
                      f"limits requested: {report.limits_requested}")
         if report.held:
             lines.append(f"  HOLD (invoice changed after its claim): {', '.join(report.held)}")
+    if report.changed_after_sent:
+        lines.append("  CHANGED AFTER SENT (the factor holds the older version; credit, cancel or re-assign): "
+                     + ", ".join(report.changed_after_sent))
         lines.append(f"  sending: {report.sending or 'nothing to send'}; outbox now: {report.outbox}")
     return lines

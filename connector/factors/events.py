@@ -50,7 +50,12 @@ def ledger_movements(kind: str, amount_minor: int | None, vat_minor: int | None)
 
 def ingest_events(store: Any, profile: FactorProfile, channel: Any, *, page_size: int = 500,
                   max_pages: int = 1000) -> dict[str, int]:
-    """Fetch every new event; returns counts per kind (replayed events are not counted twice)."""
+    """Fetch every new event; returns counts per kind (replayed events are not counted twice).
+
+    File-based channels (files, ISO 20022) have no feed: their reply files are imported instead, into
+    the same factor events (:meth:`connector.channels.file_channel.FileChannel.ingest_replies`)."""
+    if hasattr(channel, "ingest_replies"):
+        return channel.ingest_replies(store)
     source = f"factor:{profile.name}"
     cursor = str(store.get_cursor(source, "events") or "0")
     counts: dict[str, int] = {}

@@ -6,6 +6,7 @@ Money thresholds are Decimals here and become :class:`~connector.money.Money` wh
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -68,6 +69,16 @@ class FactorProfile:
     max_retry_after: float = 900.0
     breaker_threshold: int = 5
     breaker_cooldown: float = 30.0
+    # file and iso20022 channels (connector/channels/): where files go, in which layout, where replies land
+    layout: str | None = None
+    outbox_dir: str | None = None
+    replies_dir: str | None = None
+    reply_layout: str | None = None
+    layout_params: dict[str, Any] = field(default_factory=dict)
+    sftp_url: str | None = None
+    sftp_host_key: str | None = None
+    sftp_password: Any = None    # SecretRef
+    sftp_key: str | None = None
 
     def risk_class(self, country: str | None) -> int:
         if not country:
@@ -87,7 +98,7 @@ def _risk_table(entries: list[str], name: str) -> dict[str, int]:
     return table
 
 
-def profile_from_config(name: str, section: dict[str, Any]) -> FactorProfile:
+def profile_from_config(name: str, section: dict[str, Any], company: dict[str, Any] | None = None) -> FactorProfile:
     """Build the profile of factor ``name`` from its validated ``[factors.NAME]`` table."""
     simple = {k: v for k, v in section.items() if v is not None and k in FactorProfile.__dataclass_fields__}
     for key in ("connect_timeout", "read_timeout", "deadline", "max_retry_after", "breaker_cooldown"):
@@ -101,7 +112,46 @@ def profile_from_config(name: str, section: dict[str, Any]) -> FactorProfile:
     simple["country_risk"] = _risk_table(list(section.get("country_risk") or []), name)
     if "ca_bundle" in simple:
         simple["ca_bundle"] = str(simple["ca_bundle"])
+    for key in ("outbox_dir", "replies_dir", "sftp_key"):
+        if key in simple:
+            simple[key] = str(simple[key])
+    if "cutoff_times" in simple:
+        simple["cutoff_times"] = tuple(sorted(_cutoff(t, name) for t in simple["cutoff_times"]))
+    simple["layout_params"] = {**company_params(company or {}), **dict(section.get("layout_params") or {})}
     return FactorProfile(name=name, **simple)
+
+
+def _cutoff(text: str, name: str) -> str:
+    try:
+        return dt.time.fromisoformat(text).strftime("%H:%M")
+    except (TypeError, ValueError):
+        raise ConfigError(f"cut-off time {text!r} is not HH:MM", key=f"factors.{name}.cutoff_times") from None
+
+
+def company_params(company: dict[str, Any]) -> dict[str, Any]:
+    """What the bordereau layouts take from ``[company]`` (the assignor): name, identifier and its type."""
+    params: dict[str, Any] = {}
+    if company.get("name"):
+        params["company_name"] = company["name"]
+        params["company_short"] = "".join(ch for ch in company["name"].upper() if ch.isalnum())[:10]
+    if company.get("country"):
+        params["company_country"] = company["country"]
+    if company.get("legal_id"):
+        legal = str(company["legal_id"]).replace(" ", "")
+        if company.get("legal_id_scheme") == "0009" or len(legal) == 14:
+            params["company_id"], params["company_id_type"] = legal, "1"  # SIRET
+    if "company_id" not in params and company.get("vat_id"):
+        params["company_id"], params["company_id_type"] = company["vat_id"], "2"  # VAT number
+    return params
+
+
+def after_last_cutoff(profile: FactorProfile, now: dt.time) -> str | None:
+    """The factor's last cut-off of the day when ``now`` is past it: what is sent now is processed by the
+    factor on its next business day (the agent waits; ``cessio assign`` says so)."""
+    if not profile.cutoff_times:
+        return None
+    last = profile.cutoff_times[-1]
+    return last if now >= dt.time.fromisoformat(last) else None
 
 
 def profiles(config: Any, only: str | None = None) -> list[FactorProfile]:
@@ -109,4 +159,5 @@ def profiles(config: Any, only: str | None = None) -> list[FactorProfile]:
     factors = config.factors if config is not None else {}
     if only is not None and only not in factors:
         raise ConfigError(f"no factor named {only!r} in the config", key=f"factors.{only}")
-    return [profile_from_config(n, dict(s)) for n, s in factors.items() if only in (None, n)]
+    company = config.section("company") if config is not None and hasattr(config, "section") else {}
+    return [profile_from_config(n, dict(s), company) for n, s in factors.items() if only in (None, n)]

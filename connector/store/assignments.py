@@ -247,6 +247,14 @@ class AssignmentsMixin:
             params = (factor,)
         return {r[0]: r[1] for r in self._all(sql + " GROUP BY state", params)}
 
+    def changed_after_sent(self, factor: str) -> list[dict[str, Any]]:
+        """Invoices whose ERP version moved on after the factor received them (the factor holds the old
+        one): a person must credit, cancel or re-assign; nothing is resent under the old key."""
+        return [dict(r) for r in self._all(
+            "SELECT a.invoice_key, i.number, a.invoice_version, i.current_version, a.state, i.financing_state "
+            "FROM assignments a JOIN invoices i ON i.id = a.invoice_id WHERE a.factor = ? AND a.kind = 'assignment' "
+            "AND a.state = 'sent' AND i.current_version > a.invoice_version ORDER BY a.id", (factor,))]
+
     def next_outbox_due(self, factor: str) -> str | None:
         """When the earliest live row may be tried again (None: nothing left to deliver)."""
         return self._scalar("SELECT min(max(next_attempt_at, coalesce(lease_until, ''))) FROM assignments "

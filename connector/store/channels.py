@@ -20,6 +20,24 @@ from connector.model import FactorEvent, FinancingState, canonical_json
 FILE_KIND = {"assignment": "invoice", "credit_note": "credit_note", "collection_report": "payment"}
 
 
+def file_kind(kind: str, payload: dict[str, Any] | None) -> str:
+    """The record kind of a batch item. An adjustment (FactoFrance 104 AJC, BPCE ODD) is reported like a
+    collection — a ``collection_report`` row, since the core table's kinds are fixed — whose payload says
+    ``"adjustment": true``."""
+    if kind == "collection_report" and (payload or {}).get("adjustment"):
+        return "adjustment"
+    return FILE_KIND.get(kind, kind)
+
+
+def signed_minor(kind: str, amount_minor: int, payload: dict[str, Any] | None) -> int:
+    """Credit notes and payments reduce what the debtor owes; an adjustment by its ``direction``
+    (``debit`` adds to it, ``credit`` reduces it)."""
+    record = file_kind(kind, payload)
+    if record == "adjustment":
+        return -amount_minor if (payload or {}).get("direction") == "credit" else amount_minor
+    return -amount_minor if record in ("credit_note", "payment") else amount_minor
+
+
 class ChannelsMixin:
     """Store methods of this area; SQL only lives in connector/store/."""
 
@@ -39,8 +57,7 @@ class ChannelsMixin:
             raise InvariantViolation(f"one batch holds one currency, not {sorted(currencies)}")
         now = utc_iso()
         number = (self._scalar("SELECT max(number) FROM batches WHERE factor = ?", (factor,)) or 0) + 1
-        signed = sum(-i["amount_minor"] if i["kind"] in ("credit_note", "collection_report") else i["amount_minor"]
-                     for i in items)
+        signed = sum(signed_minor(i["kind"], i["amount_minor"], i.get("payload")) for i in items)
         batch_id = self._execute(
             "INSERT INTO batches (factor, channel, number, state, item_count, control_sum_minor, currency, "
             "created_at) VALUES (?, ?, ?, 'closed', ?, ?, ?, ?)",
@@ -49,6 +66,8 @@ class ChannelsMixin:
             key = f"{factor}|{item['invoice_key']}|v{item['invoice_version']}|{item['kind']}"
             if item["kind"] == "collection_report":  # several payments may be reported for one invoice
                 key += f"|{(item.get('payload') or {}).get('reference', '')}"
+                if (item.get("payload") or {}).get("adjustment"):
+                    key += "|adjustment"
             self._execute(
                 "INSERT INTO assignments (invoice_id, invoice_key, invoice_version, factor, kind, idempotency_key, "
                 "amount_minor, currency, state, batch_id, next_attempt_at, payload, created_at, updated_at) "
@@ -78,13 +97,13 @@ class ChannelsMixin:
     def channel_ledger_totals(self, batch_id: int) -> dict[str, int]:
         """Counts and sums by record kind as the store records them (the control the file must match)."""
         totals: dict[str, int] = {"count_all": 0, "total_signed_minor": 0}
-        for row in self._all("SELECT kind, count(*) AS n, sum(amount_minor) AS total FROM assignments "
-                             "WHERE batch_id = ? GROUP BY kind", (batch_id,)):
-            kind = FILE_KIND.get(row["kind"], row["kind"])
-            totals[f"count_{kind}"] = row["n"]
-            totals[f"sum_{kind}"] = row["total"]
-            totals["count_all"] += row["n"]
-            totals["total_signed_minor"] += -row["total"] if kind in ("credit_note", "payment") else row["total"]
+        for row in self._all("SELECT kind, amount_minor, payload FROM assignments WHERE batch_id = ?", (batch_id,)):
+            payload = json.loads(row["payload"] or "{}")
+            kind = file_kind(row["kind"], payload)
+            totals[f"count_{kind}"] = totals.get(f"count_{kind}", 0) + 1
+            totals[f"sum_{kind}"] = totals.get(f"sum_{kind}", 0) + row["amount_minor"]
+            totals["count_all"] += 1
+            totals["total_signed_minor"] += signed_minor(row["kind"], row["amount_minor"], payload)
         batch = self._one("SELECT control_sum_minor, item_count FROM batches WHERE id = ?", (batch_id,))
         if batch is not None and (batch["control_sum_minor"] != totals["total_signed_minor"]
                                   or batch["item_count"] != totals["count_all"]):

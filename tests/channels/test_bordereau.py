@@ -183,7 +183,8 @@ def test_release_twice_gives_one_file(store, tmp_path):
     assert store.channel_batch(batch)["state"] == "released"
     states = {r["financing_state"] for r in store.invoice_rows(where="kind = 'invoice'")}
     assert states == {"sent"}
-    assert (tmp_path / "o" / "html" / "BPCE_123456_0001_20261128.html").is_file()
+    # released today (no file_date given): the printable page is named after the file
+    assert (tmp_path / "o" / "html" / f"{first[0].stem}.html").is_file()
 
 
 def test_second_batch_gets_the_next_file_number(store, tmp_path):
@@ -236,3 +237,43 @@ def test_non_numeric_client_number_in_a_digits_field_is_refused(store, tmp_path)
         release_batch(store, batch, layout_name="bpce", outbox=tmp_path / "o",
                       params={**params_for("bpce"), "client_number": "AB12"})
     assert caught.value.field == "factor_code"
+
+
+def test_factofrance_balance_file_carries_a_104_adjustment(store, tmp_path):
+    """Confidential ("balance") mode: payments (103) and adjustments (104 AJC) ride in the same file; the
+    trailer counts them apart and the signed balance follows each adjustment's direction."""
+    from tests.channels.sample import sample_invoices
+
+    with store.transaction():
+        ids = [store.save_invoice(invoice).invoice_id for invoice in sample_invoices()]
+        items = bordereau.claim_items(
+            store, ids[:1], payments={ids[1]: {"amount": "49.99", "payment_date": "2026-11-20",
+                                               "reference": "VIR-77"}},
+            adjustments={ids[0]: {"amount": "12.50", "payment_date": "2026-11-21", "reference": "ESC-1",
+                                  "direction": "credit", "comment": "escompte"},
+                         ids[2]: {"amount": "3.00", "payment_date": "2026-11-21", "reference": "FRAIS-1",
+                                  "direction": "debit"}})
+        batch = store.channel_claim_batch("factofrance", "file", items)
+    assert store.channel_ledger_totals(batch)["count_adjustment"] == 2
+    (path,) = release_batch(store, batch, layout_name="factofrance", outbox=tmp_path / "outbox",
+                            params=params_for("factofrance"), file_date=FILE_DATE)
+    lines = path.read_bytes().decode("latin-1").split("\r\n")[:-1]
+    assert {len(line) for line in lines} == {360}
+    assert [line[:3] for line in lines] == ["100", "101", "103", "104", "104", "199"]
+    credit, debit = lines[3], lines[4]
+    assert (_at(credit, 281, 1), _at(credit, 282, 15), _at(credit, 358, 3)) == ("-", "000000000001250", "AJC")
+    assert (_at(debit, 281, 1), _at(debit, 282, 15), _at(debit, 358, 3)) == ("+", "000000000000300", "AJC")
+    totals = file_totals(load_layout("factofrance"), path.read_bytes())
+    assert (totals["count_adjustment"], totals["sum_adjustment"]) == (2, 1550)
+    assert totals["total_signed_minor"] == 120000 - 4999 - 1250 + 300
+    trailer = lines[-1]
+    assert (_at(trailer, 73, 6), _at(trailer, 79, 15)) == ("000002", "000000000001550")
+
+
+def test_an_adjustment_with_an_unknown_direction_is_refused(store):
+    from tests.channels.sample import sample_invoices
+
+    with store.transaction():
+        invoice_id = store.save_invoice(sample_invoices()[0]).invoice_id
+        with pytest.raises(Quarantine, match="direction"):
+            bordereau.claim_items(store, [], adjustments={invoice_id: {"amount": "1.00", "direction": "sideways"}})
