@@ -12,11 +12,15 @@ Targets (issue 7, this 2-core machine): 100,000 x 100,000 under 60 s, growth 10k
 
     .venv/bin/python bench/reconcile.py            # 10k and 100k (several minutes, mostly building stores)
     .venv/bin/python bench/reconcile.py 2000 20000  # other sizes
+
+Wall time is the target; CPU time (``time.process_time`` of the reconcile process) and the load average
+are printed next to it because the machine is shared: other people's jobs inflate wall time, not CPU time.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -67,14 +71,15 @@ def reconcile(db: str) -> dict:
 
     config = parse_config(CONFIG)
     with Store(db, actor="bench") as store:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         summary = run_reconciliation(store, config)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         again = time.perf_counter()
         rerun = run_reconciliation(store, config)
         rerun_s = time.perf_counter() - again
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"reconcile_s": round(elapsed, 2), "phases": summary.seconds, "auto": summary.auto,
+    return {"reconcile_s": round(elapsed, 2), "cpu_s": round(cpu, 2), "load": os.getloadavg()[0],
+            "phases": summary.seconds, "auto": summary.auto,
             "suggested": summary.suggested, "unmatched": summary.unmatched, "not_receivable": summary.not_receivable,
             "peak_rss_mb": round(peak_mb), "rerun_s": round(rerun_s, 2), "rerun_written": rerun.written}
 
@@ -120,7 +125,8 @@ def main(sizes: list[int]) -> None:
             run = child("reconcile", db, n)
             scores = child("quality", db, n)
             results[n] = {**setup, **run, **scores}
-            print(f"N={n:>7,}: reconcile {run['reconcile_s']:6.1f} s (phases {run['phases']}), peak RSS "
+            print(f"N={n:>7,}: reconcile {run['reconcile_s']:6.1f} s wall, {run['cpu_s']:.1f} s CPU (load average "
+                  f"{run['load']:.2f}; phases {run['phases']}), peak RSS "
                   f"{run['peak_rss_mb']} MB, re-run {run['rerun_s']} s writing {run['rerun_written']}; "
                   f"auto {run['auto']}, suggested {run['suggested']}, unmatched {run['unmatched']}, "
                   f"not receivable {run['not_receivable']}; recall {scores['recall']}, precision "
@@ -132,11 +138,14 @@ def main(sizes: list[int]) -> None:
         small, large = results[sizes[0]], results[sizes[-1]]
         factor = sizes[-1] / sizes[0]
         growth = large["reconcile_s"] / max(small["reconcile_s"], 1e-9)
-        print(f"growth {sizes[0]:,} -> {sizes[-1]:,} ({factor:.0f}x the data): {growth:.1f}x the time "
-              f"(target <= {1.2 * factor:.0f}x)")
+        cpu_growth = large["cpu_s"] / max(small["cpu_s"], 1e-9)
+        print(f"growth {sizes[0]:,} -> {sizes[-1]:,} ({factor:.0f}x the data): {growth:.1f}x the wall time, "
+              f"{cpu_growth:.1f}x the CPU time (target <= {1.2 * factor:.0f}x; on a shared machine the CPU time is "
+              "the steadier figure)")
         print(f"targets: {sizes[-1]:,} x {sizes[-1]:,} in {large['reconcile_s']} s (< 60 s: "
               f"{'met' if large['reconcile_s'] < 60 else 'MISSED'}), growth {growth:.1f}x (<= 12x: "
-              f"{'met' if growth <= 12 else 'MISSED'}), memory {large['peak_rss_mb']} MB (< 1024 MB: "
+              f"{'met' if growth <= 12 else 'MISSED'}; CPU {cpu_growth:.1f}x), "
+              f"memory {large['peak_rss_mb']} MB (< 1024 MB: "
               f"{'met' if large['peak_rss_mb'] < 1024 else 'MISSED'})")
 
 

@@ -16,6 +16,7 @@ whole run commits at once, so a crash at any instant leaves the store as before 
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import logging
 import time
@@ -25,6 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from connector.clock import utc_iso
+from connector.errors import RetryLater
 from connector.money import minor_unit_exponent
 from connector.reconcile.matching import Decision, LineView, MatchConfig, OpenItem, norm_iban, run_matching
 
@@ -132,16 +134,63 @@ def signature(decision: Decision, line: dict[str, Any]) -> tuple:
 
 
 def run_reconciliation(store: Any, config: Any) -> ReconcileSummary:
-    """Match every undecided line; write what changed in one transaction; reconcile factor accounts."""
+    """Match every undecided line; write what changed in one transaction; reconcile factor accounts.
+
+    The cyclic garbage collector is paused for the run: the run allocates millions of small acyclic
+    objects (rows, index entries, decisions), and every collection walks the whole heap, which made the
+    time grow faster than the data (the run frees everything when it returns)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _run(store, config)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class StaleSnapshot(Exception):
+    """Another run or a reviewer changed lines or invoices this run read; it starts again from a new snapshot."""
+
+
+# Two runs may overlap (the agent's job and a manual ``cessio reconcile``); the one that writes second sees
+# that its snapshot is stale and matches again. Three rounds are plenty: the other run has finished by then.
+MAX_ROUNDS = 3
+
+
+def _run(store: Any, config: Any) -> ReconcileSummary:
     started = time.perf_counter()
-    summary = ReconcileSummary(run_id=uuid.uuid4().hex[:12])
     factor_map = factor_accounts(config)
+    for round_number in range(1, MAX_ROUNDS + 1):
+        summary = ReconcileSummary(run_id=uuid.uuid4().hex[:12])
+        try:
+            matched, written = _match_and_write(store, config, factor_map, summary, started)
+            break
+        except StaleSnapshot as exc:
+            if round_number == MAX_ROUNDS:
+                raise RetryLater(f"reconciliation: the store kept changing under the run ({exc}); "
+                                     "it runs again next time") from None
+            log.info("reconcile run %s: %s changed since the snapshot; matching again", summary.run_id, exc)
+    if factor_map:
+        from connector.reconcile.factor_account import reconcile_factor_accounts
+
+        summary.factor_accounts = reconcile_factor_accounts(store, config, factor_map)
+    summary.seconds = {**summary.seconds, "write": round(written - matched, 3),
+                       "factor": round(time.perf_counter() - written, 3)}
+    log.info("reconcile run %s: %d lines, %d auto, %d suggested, %d written", summary.run_id, summary.lines,
+             summary.auto, summary.suggested, summary.written)
+    return summary
+
+
+def _match_and_write(store: Any, config: Any, factor_map: dict[str, str], summary: ReconcileSummary,
+                     started: float) -> tuple[float, float]:
     with store.snapshot():
         rows = store.recon_undecided_lines(accounts_excluded=factor_map)
-        items = [open_item(r) for r in store.recon_open_items()]
+        item_rows = store.recon_open_items()
         learned = store.recon_learned_ibans()
         rejected = store.recon_rejected_pairs()
         stored = store.recon_active_signatures()
+    items = [open_item(r) for r in item_rows]
+    applied_at_snapshot = {r["id"]: r["applied_minor"] for r in item_rows}
     loaded = time.perf_counter()
     currencies = {r["currency"] for r in rows} | {i.currency for i in items}
     exponents = {c: minor_unit_exponent(c) for c in currencies}
@@ -161,17 +210,18 @@ def run_reconciliation(store: Any, config: Any) -> ReconcileSummary:
         else:
             changes.append((line, decision))
     if changes:
+        expected_lines = {line["id"]: stored.get(line["id"], ()) for line, _ in changes}
+        touched = {piece.invoice_id for _, decision in changes if decision.status == "auto"
+                   for proposal in decision.proposals for piece in proposal.pieces}
         with store.transaction():
+            # the write lock is held from here: check the snapshot is still what the store holds
+            stale = store.recon_changed_since(expected_lines, {i: applied_at_snapshot.get(i, 0) for i in touched})
+            if stale:
+                raise StaleSnapshot(f"{len(stale)} lines or invoices ({', '.join(stale[:3])}"
+                                    f"{', ...' if len(stale) > 3 else ''})")
             store.recon_record_decisions(changes, run_id=summary.run_id, now=now, had_allocations=set(stored))
     summary.written = len(changes)
     written = time.perf_counter()
-    if factor_map:
-        from connector.reconcile.factor_account import reconcile_factor_accounts
-
-        summary.factor_accounts = reconcile_factor_accounts(store, config, factor_map)
     summary.seconds = {"load": round(loaded - started, 3), "index": round(timings["index_seconds"], 3),
-                       "match": round(timings["match_seconds"], 3), "write": round(written - matched, 3),
-                       "factor": round(time.perf_counter() - written, 3)}
-    log.info("reconcile run %s: %d lines, %d auto, %d suggested, %d written", summary.run_id, summary.lines,
-             summary.auto, summary.suggested, summary.written)
-    return summary
+                       "match": round(timings["match_seconds"], 3)}
+    return matched, written

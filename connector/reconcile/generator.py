@@ -10,7 +10,8 @@ currency, as the reconciliation export lists them).
 Categories (shares are weights): references in every written form (``ref_exact``), several invoices in
 one payment (``ref_multi``), an invoice net of a credit note (``ref_credit_note``), ``ref_partial``,
 short by a bank fee (``ref_fee``, sometimes with camt charges), by an early-payment discount
-(``ref_discount``), ``ref_overpay``, an RF creditor reference (``rf``), the numeric tail only with a known
+(``ref_discount``), ``ref_overpay``, an RF creditor reference (``rf``), the invoice's payment reference echoed as the
+end-to-end id with no text (``e2e``), the numeric tail only with a known
 payer (``tail_iban``), an FX payment with the instructed amount (``fx``), no reference but a known IBAN and
 one open item of that amount (``iban_unique``) or one combination (``iban_subset``), a payer name with a
 typo (``name_typo``), two open items of the same amount (``ambiguous``: never auto), a second payment of a
@@ -42,12 +43,12 @@ FACTOR_IBAN = "FR7610107001011234567890129"
 
 CATEGORY_WEIGHTS = {
     "ref_exact": 30, "ref_multi": 7, "ref_credit_note": 3, "ref_partial": 4, "ref_fee": 5, "ref_discount": 3,
-    "ref_overpay": 2, "rf": 4, "tail_iban": 3, "fx": 3, "iban_unique": 9, "iban_subset": 3, "name_typo": 4,
+    "ref_overpay": 2, "rf": 4, "e2e": 3, "tail_iban": 3, "fx": 3, "iban_unique": 9, "iban_subset": 3, "name_typo": 4,
     "ambiguous": 3, "duplicate": 2, "unknown": 2, "coincidence": 2,
     "noise_interest": 1, "noise_card": 2, "noise_internal": 1, "noise_factor": 1, "noise_debit": 6,
 }
 MATCHABLE = frozenset({"ref_exact", "ref_multi", "ref_credit_note", "ref_partial", "ref_fee", "ref_discount",
-                       "ref_overpay", "rf", "tail_iban", "fx", "iban_unique", "iban_subset", "name_typo"})
+                       "ref_overpay", "rf", "e2e", "tail_iban", "fx", "iban_unique", "iban_subset", "name_typo"})
 NAME_WORDS = ("Atlas", "Boreal", "Cobalt", "Delta", "Epsilon", "Fjord", "Granite", "Helix", "Iris", "Jasper",
               "Kestrel", "Lumen", "Meridian", "Nimbus", "Orion", "Pioneer", "Quartz", "Radiant", "Sierra",
               "Tundra", "Umbra", "Vertex", "Willow", "Xenon", "Yarrow", "Zephyr", "Alder", "Beacon", "Cedar",
@@ -152,7 +153,7 @@ class Generator:
         return (f"FA-2026-{n:05d}", f"INV-{n:06d}", f"2026/{n:05d}", f"F26-{n:04d}")[scheme]
 
     def _invoice(self, debtor: _Debtor, amount: Decimal, currency: str = "EUR", *, kind: str = "invoice",
-                 rf: bool = False) -> Invoice:
+                 rf: bool = False, reference: str | None = None) -> Invoice:
         scheme = self.rng.randrange(4)
         number = self._number(scheme, kind)
         issue = self.day - dt.timedelta(days=self.rng.randint(10, 120))
@@ -162,7 +163,7 @@ class Generator:
         invoice = Invoice(number=number, kind=InvoiceKind(kind), type_code="381" if kind == "credit_note" else "380",
                           issue_date=issue, due_date=issue + dt.timedelta(days=30), currency=currency,
                           total_gross=money, amount_due=money, seller=SELLER, buyer=buyer, source="generator",
-                          source_id=number, payment=PaymentInstructions(reference=_rf(number) if rf else None))
+                          source_id=number, payment=PaymentInstructions(reference=_rf(number) if rf else reference))
         self.invoices.append(invoice)
         self.open[number] = money.amount
         self.by_debtor.setdefault(debtor.key, []).append(invoice)
@@ -306,6 +307,14 @@ class Generator:
         inv = self._invoice(debtor, self._amount(), rf=True)
         self.used.add(inv.number)
         self._line("rf", inv.amount_due.amount, sref=inv.payment.reference, **self._payer(debtor, iban=False),
+                   truth=[(inv.number, inv.amount_due.amount)])
+
+    def _make_e2e(self) -> None:
+        debtor = self.rng.choice(self.debtors)
+        reference = f"PAY{self.rng.randrange(10**9, 10**10)}"
+        inv = self._invoice(debtor, self._amount(), reference=reference)
+        self.used.add(inv.number)
+        self._line("e2e", inv.amount_due.amount, e2e=reference, name=debtor.name if self.rng.random() < 0.5 else None,
                    truth=[(inv.number, inv.amount_due.amount)])
 
     def _make_tail_iban(self) -> None:

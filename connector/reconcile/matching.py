@@ -185,6 +185,20 @@ def loose(parts: Sequence[str]) -> str:
     return "".join(_LEADING_ZEROS.sub("", part) for part in parts)
 
 
+def _looks_like_date(parts: Sequence[str]) -> bool:
+    """Tokens that read as a date (``11 2026``, ``27 11 2026``, ``2026 11 27``), which a window of digits
+    would otherwise glue into something that looks like an invoice number."""
+    if not all(p.isdigit() for p in parts) or len(parts) not in (2, 3):
+        return False
+    small = [int(p) for p in parts if len(p) <= 2]
+    years = [p for p in parts if len(p) == 4 and p[:2] in ("19", "20")]
+    if len(parts) == 2:
+        return len(small) == 1 and 1 <= small[0] <= 12 and len(years) == 1 and len(parts[0]) <= 2
+    if len(parts[0]) == 4:
+        return bool(years) and len(small) == 2 and 1 <= small[0] <= 12 and 1 <= small[1] <= 31
+    return len(small) >= 2 and 1 <= small[0] <= 31 and 1 <= small[1] <= 12 and len(parts[2]) in (2, 4)
+
+
 def numeric_tail(number: str) -> str | None:
     """The last run of digits without leading zeros (``FA-2024-00123`` → ``123``), when 3+ digits long."""
     runs = _DIGITS.findall(number)
@@ -299,6 +313,7 @@ class OpenItems:
         self.debtor_names: dict[str, str] = {}
         self.name_exact: dict[str, set[str]] = defaultdict(set)
         self.name_tokens: dict[str, set[str]] = defaultdict(set)
+        self.name_cache: dict[str, tuple[str | None, float, str]] = {}
         for index, item in enumerate(self.items):
             key = compact(item.number)
             if key:
@@ -396,6 +411,8 @@ class OpenItems:
                 joined += tokens[end]
                 if not any(ch.isdigit() for ch in joined):
                     continue
+                if width and _looks_like_date(tokens[start:end + 1]):  # "01/2026", "27.11.2026": not a number
+                    continue
                 found = self.by_ref.get(joined)
                 if found:
                     windows.append((start, end, STRUCTURED, tuple(found)))
@@ -442,19 +459,28 @@ class OpenItems:
         return next(iter(debtors)) if len(debtors) == 1 else None
 
     def debtor_by_name(self, name: str | None, config: MatchConfig) -> tuple[str | None, float, str]:
-        """(debtor, score, how): exact normalised name, else the best fuzzy score with a clear margin."""
+        """(debtor, score, how): exact normalised name, else the best fuzzy score with a clear margin
+        (remembered per normalised name for the run: the same payers come back line after line)."""
         key = name_key(name)
         if not key:
             return None, 0.0, ""
+        found = self.name_cache.get(key)
+        if found is None:
+            found = self.name_cache[key] = self._debtor_by_name(key, config)
+        return found
+
+    def _debtor_by_name(self, key: str, config: MatchConfig) -> tuple[str | None, float, str]:
         exact = self.name_exact.get(key, set())
         if len(exact) == 1:
             return next(iter(exact)), 100.0, "exact"
         if len(exact) > 1:
             return None, 100.0, "several debtors with this name"
-        candidates: set[str] = set()
-        for token in key.split():
-            if len(token) >= 3:
-                candidates |= self.name_tokens.get(token, set())
+        sets = [self.name_tokens[t] for t in set(key.split()) if len(t) >= 3 and t in self.name_tokens]
+        candidates: set[str] = set().union(*sets) if sum(map(len, sets)) <= 400 else set()
+        if not candidates and len(sets) >= 2:  # common words: the debtors sharing two words with the name
+            for n, first in enumerate(sets):
+                for second in sets[n + 1:]:
+                    candidates |= first & second
         if not candidates:  # a typo in every word: compare with names sharing a 4-letter prefix
             for token in key.split():
                 if len(token) >= 4:
@@ -464,12 +490,15 @@ class OpenItems:
         if not candidates or len(candidates) > 400:
             return None, 0.0, ""
         ordered = sorted(candidates)
-        scored = process.extract(key, [self.debtor_names[d] for d in ordered], scorer=fuzz.token_sort_ratio,
-                                 limit=2)
-        best_score, best = scored[0][1], ordered[scored[0][2]]
-        second = scored[1][1] if len(scored) > 1 else 0.0
-        if best_score >= config.name_min_score and best_score - second >= config.name_margin:
-            return best, best_score, "fuzzy"
+        names = [self.debtor_names[d] for d in ordered]
+        best_score = 0.0
+        # the words in their order first (``LAGOON CEDAR`` is not ``CEDAR LAGOON``), then in any order
+        for scorer in (fuzz.ratio, fuzz.token_sort_ratio):
+            scored = process.extract(key, names, scorer=scorer, limit=2)
+            best_score, best = scored[0][1], ordered[scored[0][2]]
+            second = scored[1][1] if len(scored) > 1 else 0.0
+            if best_score >= config.name_min_score and best_score - second >= config.name_margin:
+                return best, best_score, "fuzzy"
         return None, best_score, "fuzzy, no clear winner"
 
 
@@ -612,7 +641,7 @@ class Matcher:
             hits = [(s, g) for s, g in hits if g]
         strongest = max((s for s, _ in hits), default=0)
         noise = classify_noise(line, self.config)
-        if noise in ("debit", "reversal", "zero") or (noise and strongest < DIGITS):
+        if noise in ("debit", "reversal", "zero") or (noise and strongest < FULL):  # digits alone never beat noise
             return Decision(line.line_id, "not_receivable", f"not_receivable.{noise}", Decimal("0.99"),
                             (f"{noise.replace('_', ' ')}: not a payment of receivables",))
         if hits:

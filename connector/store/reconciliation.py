@@ -85,6 +85,38 @@ class ReconciliationMixin:
             out.setdefault(r[0], []).append(tuple(r[1:]))
         return {k: tuple(v) for k, v in out.items()}
 
+    def recon_changed_since(self, lines: dict[int, tuple], applied: dict[int, int]) -> list[str]:
+        """What changed since a run read its snapshot (call inside the writing transaction): lines no longer
+        undecided or whose active allocations differ from ``lines`` (line id -> signature, ``()`` for none),
+        invoices whose applied amount differs from ``applied``. Empty when the run may write its decisions."""
+        self.require_transaction("recon_changed_since()")
+        changed: list[str] = []
+        ids = list(lines)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            current: dict[int, list] = {}
+            for r in self._all(
+                    "SELECT a.line_id, a.status, a.rule, a.proposal, a.invoice_id, a.amount_minor, "
+                    "a.invoice_amount_minor, a.writeoff_minor, a.writeoff_kind FROM allocations a "
+                    f"WHERE a.active = 1 AND a.line_id IN ({marks}) ORDER BY a.line_id, a.proposal, a.id", chunk):
+                current.setdefault(r[0], []).append(tuple(r[1:]))
+            undecided = {r[0] for r in self._all(
+                f"SELECT id FROM statement_lines WHERE id IN ({marks}) AND match_status IN ('open', 'suggested')",
+                chunk)}
+            changed += [f"line {line_id}" for line_id in chunk
+                        if line_id not in undecided or tuple(current.get(line_id, ())) != lines[line_id]]
+        invoice_ids = list(applied)
+        for start in range(0, len(invoice_ids), 500):
+            chunk = invoice_ids[start:start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            now_applied = {r[0]: r[1] for r in self._all(
+                f"SELECT a.invoice_id, sum({APPLIED_SQL}) FROM allocations a JOIN invoices i ON i.id = a.invoice_id "
+                f"WHERE a.active = 1 AND a.status IN ('auto', 'manual') AND a.invoice_id IN ({marks}) "
+                "GROUP BY a.invoice_id", chunk)}
+            changed += [f"invoice {i}" for i in chunk if now_applied.get(i, 0) != applied[i]]
+        return changed
+
     # -- what the engine and the review write --------------------------------------------------------
     def _insert_allocation(self, *, line_id: int, invoice_id: int | None, amount_minor: int, currency: str,
                            status: str, rule: str, confidence: str, evidence: list[str] | tuple[str, ...],
@@ -392,6 +424,18 @@ class ReconciliationMixin:
             "SELECT fl.event_id, fl.amount_minor, fl.currency, fl.invoice_key, fl.occurred_on, e.kind "
             "FROM factor_ledger fl LEFT JOIN factor_events e ON e.factor = fl.factor AND e.event_id = fl.event_id "
             "WHERE fl.factor = ? AND fl.account = 'current' ORDER BY fl.occurred_on, fl.id", (factor,))]
+
+    def recon_payments_of_assigned(self, factor: str) -> list[dict[str, Any]]:
+        """Decided allocations of statement lines to invoices assigned to this factor and accepted by it (in
+        notified mode the debtor should have paid the factor: an indirect payment)."""
+        return [dict(r) for r in self._all(
+            "SELECT a.id AS allocation_id, a.line_id, a.amount_minor, a.currency, i.invoice_key, i.number, "
+            "l.booking_date, l.bank_reference, l.account FROM allocations a "
+            "JOIN statement_lines l ON l.id = a.line_id JOIN invoices i ON i.id = a.invoice_id "
+            "WHERE a.active = 1 AND a.status IN ('auto', 'manual') AND i.kind = 'invoice' "
+            "AND i.financing_state IN ('accepted', 'funded', 'collected') AND EXISTS (SELECT 1 FROM assignments s "
+            "WHERE s.invoice_key = i.invoice_key AND s.factor = ? AND s.kind = 'assignment' "
+            "AND s.state NOT IN ('declined', 'cancelled')) ORDER BY l.booking_date, a.id", (factor,))]
 
     def factor_gap_row(self, factor: str, account: str, day: str, currency: str) -> dict[str, Any] | None:
         row = self._one("SELECT * FROM factor_balance_gaps WHERE factor = ? AND account = ? AND day = ? "

@@ -214,3 +214,24 @@ def test_whole_corpus_imported_twice_creates_nothing(corpus, store):
     assert store.count_statement_lines() == lines
     assert sum(r.new for r in second) == 0
     assert store.verify_audit().ok
+
+
+def test_camt_amounts_agree_with_the_genkgo_parsers_own_expected_output(corpus):
+    """Cross-check with genkgo/camt's expected parse dumps (a second parser's view, not a spec): every booked
+    entry it reports is one of our lines with the same reference, signed amount and currency; its pending
+    entries are the ones we count as not booked."""
+    import json
+    from collections import Counter
+
+    folder = corpus / "payments" / "genkgo-camt"
+    dumps = sorted((folder / "expected-genkgo-json").glob("*.json"))
+    assert len(dumps) == 25
+    for dump in dumps:
+        entries = json.loads(dump.read_text()).get("getEntries") or []
+        theirs = Counter((e.get("getAccountServicerReference"), int(e["getAmount"]["getAmount"]),
+                          e["getAmount"]["getCurrency"]["getCode"]) for e in entries if e.get("getStatus") == "BOOK")
+        statements, info = read_statement_with_info((folder / f"{dump.stem}.xml").read_bytes(), dump.name)
+        ours = Counter((line.bank_reference, line.amount.minor_units, line.amount.currency)
+                       for s in statements for line in s.lines)
+        assert not theirs - ours, dump.name
+        assert info.not_booked == sum(e.get("getStatus") != "BOOK" for e in entries), dump.name

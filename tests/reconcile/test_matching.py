@@ -134,3 +134,44 @@ def test_config_drives_thresholds(store):
     run_reconciliation(store, config('fee_tolerance = "50"\n'))
     assert allocations(store, next(iter(ids.values()))) == [("auto", "K-1", 96000, 4000)]
     assert MatchConfig().auto_threshold == config().section("reconciliation")["auto_threshold"]
+
+
+def test_end_to_end_id_and_the_factors_own_reference_are_structured_references(store):
+    from connector.model import PaymentInstructions
+
+    ids = add_invoices(store, ("E-1", "700.00", {"payment": PaymentInstructions(reference="PAY7781230045")}),
+                       ("E-2", "650.00"), ("E-3", "650.00"))
+    with store.transaction():  # E-2 assigned; the factor's id for it is what the debtor quotes
+        key = store.invoice_row(ids["E-2"])["invoice_key"]
+        assignment = store.create_assignment(invoice_id=ids["E-2"], invoice_key=key, version=1, factor="bpce",
+                                             kind="assignment", idempotency_key="k-e2", amount_minor=65000,
+                                             currency="EUR", payload={})
+        store._execute("UPDATE assignments SET remote_id = 'BPCE-778812', state = 'accepted' WHERE id = ?",
+                       (assignment,))
+    refs = import_lines(store, [line("700.00", None, e2e="PAY7781230045"), line("650.00", "VIR BPCE-778812")])
+    run_reconciliation(store, config())
+    first, second = refs.values()
+    assert allocations(store, first) == [("auto", "E-1", 70000, 0)]
+    assert allocations(store, second) == [("auto", "E-2", 65000, 0)]  # not E-3, of the same amount
+    (row,) = store.recon_line_allocations(second)
+    assert "structured reference E-2" in row["evidence"]
+
+
+def test_a_date_in_the_text_is_not_an_invoice_number(store):
+    """At 100,000 invoices ``INV-012026`` exists, and "01/2026" in a bank's interest line must not pay it."""
+    add_invoices(store, ("INV-012026", "801.93"), ("INV-112026", "300.00"))
+    refs = import_lines(store, [line("801.93", "INTERETS CREDITEURS 01/2026", name="BANQUE DEMO"),
+                                line("300.00", "virement du 11.2026", name="Someone Else")])
+    run_reconciliation(store, config())
+    interest, other = refs.values()
+    assert store.statement_line(interest)["match_status"] == "not_receivable"
+    assert [a[0] for a in allocations(store, other)] != ["auto"]
+
+
+def test_word_order_tells_two_similar_debtors_apart(store):
+    first = debtor("Lagoon Cedar Distribution BV", "NL000000121")
+    second = debtor("Cedar Lagoon Distribution BV", "NL000000122")
+    add_invoices(store, ("W-1", "2007.84", {"buyer": first}), ("W-2", "950.00", {"buyer": second}))
+    refs = import_lines(store, [line("2007.84", "virement", name="LAGOON CEDAR DITSRIBUTION BV")])
+    run_reconciliation(store, config())
+    assert allocations(store, next(iter(refs.values()))) == [("auto", "W-1", 200784, 0)]
