@@ -489,7 +489,33 @@ def demo_stage(ctx: Any) -> None:
     rec = kpis["reconciliation"]
     ctx.echo(f"  DSO {kpis['dso']['current'] or '-'} days, {kpis['portfolio']['open']} open invoices for "
              f"{kpis['portfolio']['open_amount']} {kpis['currency']}, auto-match {rec['auto_match_rate'] or '-'} %")
+    for line in end_to_end_summary(ctx.store, kpis):
+        ctx.echo(f"  {line}")
     ctx.echo(f"  HTML report: {path}")
+
+
+def end_to_end_summary(store: Any, kpis: dict[str, Any]) -> list[str]:
+    """The demo's closing lines: what went in, what was assigned and funded, what was reconciled and posted."""
+    invoices = store.invoice_rows(limit=1_000_000)
+    states = Counter(r["financing_state"] for r in invoices if r["financing_state"] not in ("new", "ineligible"))
+    ledger = store.ledger_rows()
+    debit, credit = sum(r["debit_minor"] for r in ledger), sum(r["credit_minor"] for r in ledger)
+    rec, funding, backlog = kpis["reconciliation"], kpis["funding"], store.backlog()
+    refusals = ", ".join(f"{r['reason']} {r['count']}" for r in kpis["declines"]["eligibility_refusals"]) or "none"
+    return [
+        "end-to-end summary:",
+        f"  invoices and credit notes stored: {len(invoices)}; quarantined documents: "
+        f"{backlog['quarantined_documents']}",
+        f"  financing states: {', '.join(f'{k} {v}' for k, v in sorted(states.items())) or 'none'}; "
+        f"not eligible: {refusals}",
+        f"  funding: advances received {sum(Decimal(f['advances_received']) for f in funding['factors'])} "
+        f"{kpis['currency']}, available {funding['available_total']} {kpis['currency']}, reserve held "
+        f"{kpis['reserve']['balance']} {kpis['currency']}",
+        f"  statement lines: {rec['lines']} ({rec['auto']} matched automatically, {rec['manual']} by a person, "
+        f"{rec['ignored']} not customer payments, {backlog['statement_lines_unmatched']} waiting for review)",
+        f"  ledger: {len(ledger)} lines, debits {debit} = credits {credit} minor units"
+        f"{'' if debit == credit else ' NOT BALANCED'}",
+    ]
 
 
 # -- HTML: one self-contained file, inline SVG charts (coordinates computed in Decimal too) -------------

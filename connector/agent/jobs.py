@@ -93,11 +93,27 @@ def call_with_accepted(func: Callable[..., Any], *args: Any, **optional: Any) ->
 
 
 def job_inbox(store: Any, config: Any) -> dict[str, Any]:
+    """One watched folder, routed by content: statements first (imported as statements), then e-invoices.
+
+    See :mod:`connector.agent.inbox`. Without the statement importer in this version, statement files are
+    left to e-invoice ingestion, which rejects them with its reason.
+    """
     process_inbox = capability("connector.ingest:process_inbox")
     inbox = config.section("inbox")
+    summary: dict[str, Any] = {}
+    try:
+        capability("connector.reconcile.importing:import_bytes")
+    except NotBuiltYet:
+        pass
+    else:
+        from connector.agent.inbox import import_inbox_statements
+
+        min_age = 5.0 if inbox["min_age_seconds"] is None else float(inbox["min_age_seconds"])
+        summary["statements"] = import_inbox_statements(store, Path(inbox["path"]), min_age_seconds=min_age).to_dict()
     result = call_with_accepted(process_inbox, store, Path(inbox["path"]), min_age_seconds=inbox["min_age_seconds"],
                                 config=config)
-    return {"inbox": _jsonable(result)}
+    summary["inbox"] = _jsonable(result)
+    return summary
 
 
 def parse_cutoffs(values: list[str] | None, *, key: str) -> list[dt.time]:

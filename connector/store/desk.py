@@ -101,7 +101,8 @@ class DeskMixin:
         return None if row is None else dict(row)
 
     def desk_line_allocations(self, line_ids: list[int]) -> list[dict[str, Any]]:
-        """Active allocations (candidates and decided ones) of these lines, with their invoices."""
+        """Active allocations (candidates and decided ones) of these lines, with their invoices; the pieces of
+        one proposal (same ``proposal`` number) are adjacent, the engine's best proposal first."""
         if not line_ids:
             return []
         marks = ", ".join("?" for _ in line_ids)
@@ -109,7 +110,7 @@ class DeskMixin:
             "SELECT a.*, i.number AS invoice_number, i.buyer_name, i.buyer_key, i.due_date, i.issue_date, "
             "i.amount_due_minor, i.currency AS invoice_currency, i.financing_state "
             f"FROM allocations a LEFT JOIN invoices i ON i.id = a.invoice_id WHERE a.line_id IN ({marks}) "
-            "AND a.active = 1 ORDER BY a.line_id, a.status = 'suggested' DESC, a.confidence DESC, a.id",
+            "AND a.active = 1 ORDER BY a.line_id, a.status = 'suggested' DESC, a.proposal, a.confidence DESC, a.id",
             line_ids))
 
     def desk_allocation(self, allocation_id: int) -> dict[str, Any] | None:
@@ -131,13 +132,35 @@ class DeskMixin:
         return None if row is None else dict(row)
 
     # -- reconciliation log ---------------------------------------------------------------------------
-    @staticmethod
-    def _log_where(filters: dict[str, Any]) -> tuple[str, str, list[Any]]:
+    def _without_vacuous_dates(self, filters: dict[str, Any]) -> dict[str, Any]:
+        """The filters without a date bound that every statement line meets (the log opens on "the last 31
+        days": when the store holds less than that, the bound selects everything, and joining every line to
+        check it costs a scan). Exact: min/max come from the booking-date index."""
+        if not filters.get("date_from") and not filters.get("date_to"):
+            return filters
+        # two queries: SQLite answers min() or max() alone from the index, both together by a scan
+        first = self._scalar("SELECT min(booking_date) FROM statement_lines")
+        last = self._scalar("SELECT max(booking_date) FROM statement_lines")
+        if first is None:
+            return filters
+        out = dict(filters)
+        if out.get("date_from") and out["date_from"] <= first:
+            out["date_from"] = ""
+        if out.get("date_to") and out["date_to"] >= last:
+            out["date_to"] = ""
+        return out
+
+    def _log_where(self, filters: dict[str, Any]) -> tuple[str, str, list[Any]]:
         """(from, where, params): statement lines and invoices are joined only when a filter needs them."""
-        # "+a.rule": the unary plus keeps SQLite from driving the join from the rule index (a scan per line)
+        filters = self._without_vacuous_dates(filters)
+        dated = bool(filters.get("date_from") or filters.get("date_to"))
+        # with a date range, lines drive the loop and "+a.status"/"+a.rule" (the unary plus) keep SQLite from
+        # driving it from the status or rule index instead (a scan per line); without one, allocations drive
+        # and those indexes are what narrows the loop
+        plus = "+" if dated else ""
         clauses, params, need_line, need_invoice = ["1 = 1"], [], False, False
         for key, sql in (("date_from", "l.booking_date >= ?"), ("date_to", "l.booking_date <= ?"),
-                         ("account", "l.account = ?"), ("status", "+a.status = ?"), ("rule", "+a.rule = ?"),
+                         ("account", "l.account = ?"), ("status", f"{plus}a.status = ?"), ("rule", f"{plus}a.rule = ?"),
                          ("amount_min", "a.amount_minor >= ?"), ("amount_max", "a.amount_minor <= ?"),
                          ("currency", "a.currency = ?")):
             if filters.get(key) not in (None, ""):
@@ -150,15 +173,43 @@ class DeskMixin:
             need_line = need_invoice = True
         # with a line filter, statement lines drive the loop (date range on desk_lines_booking, then each line's
         # allocations): SQLite's own choice, a scan of every allocation, is 300 times slower at 100,000 lines
-        source = ("statement_lines l CROSS JOIN allocations a ON a.line_id = l.id " if need_line
-                  else "allocations a ") + ("LEFT JOIN invoices i ON i.id = a.invoice_id " if need_invoice else "")
+        if need_line and dated:
+            source = "statement_lines l CROSS JOIN allocations a ON a.line_id = l.id "
+        elif need_line:
+            source = "allocations a CROSS JOIN statement_lines l ON l.id = a.line_id "
+        else:
+            source = "allocations a "
+        source += "LEFT JOIN invoices i ON i.id = a.invoice_id " if need_invoice else ""
         return source, " AND ".join(clauses), params
+
+    def desk_log_page_and_totals(self, filters: dict[str, Any], *, limit: int,
+                                 offset: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(one page, totals per currency) of the filtered log. When the filters need joins (debtor, a date
+        range, an account), one pass over the matching allocations gives both — the joins are the cost, so
+        they are paid once; otherwise the page stops at its rows and the totals read the covering index."""
+        joins, where, params = self._log_where(filters)
+        if "JOIN" not in joins:
+            return self.desk_log_page(filters, limit=limit, offset=offset), self.desk_log_totals(filters)
+        rows = self._all(f"SELECT a.id, a.currency, a.amount_minor, a.writeoff_minor FROM {joins}WHERE {where} "
+                         "ORDER BY a.id DESC", params)
+        totals: dict[str, dict[str, Any]] = {}
+        for _id, currency, amount, writeoff in rows:
+            total = totals.setdefault(currency, {"currency": currency, "n": 0, "amount_minor": 0,
+                                                 "writeoff_minor": 0})
+            total["n"] += 1
+            total["amount_minor"] += amount
+            total["writeoff_minor"] += writeoff
+        page = self._log_rows([r[0] for r in rows[offset:offset + limit]])
+        return page, [totals[c] for c in sorted(totals)]
 
     def desk_log_page(self, filters: dict[str, Any], *, limit: int, offset: int) -> list[dict[str, Any]]:
         """One page of the log, newest allocation first (the rowid order: no sort, stops at the page)."""
         joins, where, params = self._log_where(filters)
         ids = [r[0] for r in self._all(f"SELECT a.id FROM {joins}WHERE {where} "
                                        "ORDER BY a.id DESC LIMIT ? OFFSET ?", [*params, limit, offset])]
+        return self._log_rows(ids)
+
+    def _log_rows(self, ids: list[int]) -> list[dict[str, Any]]:
         if not ids:
             return []
         marks = ", ".join("?" for _ in ids)
@@ -221,11 +272,6 @@ class DeskMixin:
         return _dicts(self._all(
             "SELECT factor, account, currency, sum(amount_minor) AS amount_minor, count(*) AS n "
             "FROM factor_ledger GROUP BY factor, account, currency ORDER BY factor, account, currency"))
-
-    def desk_balance_gaps(self, *, limit: int = 100) -> list[dict[str, Any]]:
-        """The balance-gap journal as the audit log holds it (events named ``*gap*``), newest first."""
-        return _dicts(self._all("SELECT seq, ts, actor, event, entity, payload FROM audit "
-                                "WHERE event LIKE '%gap%' ORDER BY seq DESC LIMIT ?", (limit,)))
 
     # -- quarantine, audit -------------------------------------------------------------------------
     def desk_quarantine_count(self, status: str) -> int:

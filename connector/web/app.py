@@ -221,6 +221,18 @@ def create_app(store_path: str | Path, *, config: Any = None, secure_cookies: bo
             by_line.setdefault(allocation["line_id"], []).append(allocation)
         for line in lines:
             line["allocations"] = by_line.get(line["id"], [])
+            # one proposal may pay several invoices: accepting or rejecting it acts on all its pieces, so the
+            # buttons sit on its first row and say how many invoices they decide
+            groups: dict[tuple[Any, str], list[dict[str, Any]]] = {}
+            for allocation in line["allocations"]:
+                key = (allocation["proposal"] if allocation["proposal"] is not None else f"a{allocation['id']}",
+                       allocation["status"])
+                groups.setdefault(key, []).append(allocation)
+            line["allocations"] = []  # each proposal's pieces together (the table spans rows over them)
+            for pieces in groups.values():
+                for n, allocation in enumerate(pieces):
+                    allocation["lead"], allocation["pieces"] = n == 0, len(pieces)
+                line["allocations"] += pieces
             line["exponent"] = i18n.currency_exponent(line["currency"])
             line["allocated_minor"] = sum(a["amount_minor"] + a["writeoff_minor"] for a in line["allocations"]
                                           if a["status"] in ("auto", "manual"))
@@ -306,8 +318,7 @@ def create_app(store_path: str | Path, *, config: Any = None, secure_cookies: bo
         page = page_number()
         filters = log_filters()
         with g.store.snapshot():
-            rows = g.store.desk_log_page(filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
-            totals = g.store.desk_log_totals(filters)
+            rows, totals = g.store.desk_log_page_and_totals(filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
             choices = g.store.desk_log_choices()
         count = sum(t["n"] for t in totals)
         export_ready = library_function("connector.reconcile.export", "reconciliation_rows") is not None
@@ -342,9 +353,16 @@ def create_app(store_path: str | Path, *, config: Any = None, secure_cookies: bo
             rows = g.store.desk_assignment_page(limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
             limits = g.store.desk_limit_use()
             accounts = g.store.desk_factor_accounts()
-            gaps = g.store.desk_balance_gaps()
+            gaps = list(reversed(g.store.factor_gap_rows()))[:100]  # the factor current-account journal, newest first
         for row in rows:
             row["reason_list"] = _json_list(row["reasons"]) if row["reasons"] else []
+        for gap in gaps:
+            try:
+                detail = json.loads(gap["detail"] or "{}")
+            except ValueError:
+                detail = {"flagged": [gap["detail"]]}
+            gap["notes"] = [*(detail.get("explained") or []), *(detail.get("flagged") or [])] \
+                if isinstance(detail, dict) else [str(detail)]
         for item in limits:
             item["use_pct"] = (Decimal(item["used_minor"] * 100) / item["limit_minor"]).quantize(Decimal("1")) \
                 if item["limit_minor"] else None

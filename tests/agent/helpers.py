@@ -9,10 +9,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from connector.store import Store
+
+BANK_IBAN = "FR7630006000011234567890189"
+TOKEN_ENV = "CESSIO_TEST_FACTOR_TOKEN"
+os.environ.setdefault(TOKEN_ENV, "test-token-not-a-secret")
+# valid SIRENs (Luhn): identified debtors, so the factor can grant limits and take the invoices
+SIRENS = ("303265045", "443061841", "542051180", "552100554", "552081317", "542107651", "775670417")
 
 HEADER = ("invoice_number,issue_date,due_date,currency,total,open_amount,net,vat,type,status,customer_id,customer,"
           "customer_vat,customer_siren,customer_country,customer_street,customer_postcode,customer_city,order,"
@@ -34,20 +41,57 @@ def write_export(path: Path, first: int, count: int) -> list[str]:
         cents = 10_000 + n * 37 % 900_000
         total = f"{cents // 100}.{cents % 100:02d}"
         rows.append(f"{number},2026-11-01,2026-12-31,EUR,{total},{total},,,INV,open,C{n % 7},"
-                    f"Client {n % 7} SARL,,,FR,,,,,,")
+                    f"Client {n % 7} SARL,,{SIRENS[n % 7]},FR,,,,,,")
     tmp = path.with_suffix(".tmp")
     tmp.write_text("\n".join(rows) + "\n", encoding="utf-8")
     tmp.rename(path)  # the agent never sees half a file
     return numbers
 
 
-def write_config(folder: Path, *, agent: dict[str, Any] | None = None, extra: str = "") -> Path:
+def invoice_total(n: int) -> Decimal:
+    """The total of invoice ``AG-<n>`` as :func:`write_export` writes it."""
+    cents = 10_000 + n * 37 % 900_000
+    return Decimal(cents).scaleb(-2)
+
+
+def write_statement(path: Path, paid: list[int], *, unknown: int = 1, day: str = "2026-11-20",
+                    statement_id: str = "AG-STMT-1") -> None:
+    """A camt.053 of the company's bank account: one payment per invoice number in ``paid`` (named in the
+    remittance, for its full amount) plus ``unknown`` payments nobody can place; written then renamed."""
+    import datetime as dt
+
+    from connector.reconcile.generator import camt053_bytes
+
+    date = dt.date.fromisoformat(day)
+    lines = [{"ref": f"PAY-{n:06d}", "amount": invoice_total(n), "currency": "EUR", "name": f"Client {n % 7} SARL",
+              "text": f"Facture AG-{n:06d}", "date": date, "code": "PMNT/RCDT/ESCT"} for n in paid]
+    lines += [{"ref": f"UNK-{k:04d}", "amount": Decimal("77.77") + k, "currency": "EUR", "name": "INCONNU SAS",
+               "text": "divers", "date": date, "code": "PMNT/RCDT/ESCT"} for k in range(unknown)]
+    data = camt053_bytes(lines, account=BANK_IBAN, currency="EUR", opening=Decimal("1000.00"),
+                         message_id=statement_id, statement_id=statement_id, created=date)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(data)
+    tmp.rename(path)
+
+
+def write_config(folder: Path, *, agent: dict[str, Any] | None = None, extra: str = "", factor_url: str | None = None,
+                 inbox: bool = False) -> Path:
+    """The agent's config in ``folder``; ``factor_url`` adds the sandbox factor, ``inbox`` the watched folder
+    (``inbox/``, files taken at once) and the company's bank account for reconciliation."""
     settings = {"interval_unit": "seconds", "pull_every_minutes": 1, "inbox_every_minutes": 1,
                 "factor_events_every_minutes": 1, "reconcile_every_minutes": 1, "assign_cron": "* * * * * *",
                 "report_cron": "*/2 * * * * *", "stop_timeout_seconds": 5} | (agent or {})
     lines = ['[store]', 'path = "cessio.db"', '[company]', 'name = "Cessio Test SAS"', 'legal_id = "732829320"',
              'vat_id = "FR44732829320"', '[sources.erp]', 'type = "csv"', 'path = "exports"',
-             'batch_rows = 100', '[agent]']
+             'batch_rows = 100']
+    if inbox:
+        lines += ['[inbox]', 'path = "inbox"', 'min_age_seconds = 0', '[reconciliation]', f'accounts = ["{BANK_IBAN}"]']
+        (folder / "inbox").mkdir(exist_ok=True)
+    if factor_url:
+        lines += ['[factors.sandbox]', f'base_url = "{factor_url}/v1"', f'token = "env:{TOKEN_ENV}"',
+                  'concentration_limit = "1"', 'default_limit_request = "10000000"', 'read_timeout = "5"',
+                  'deadline = "20"']
+    lines.append('[agent]')
     for key, value in settings.items():
         lines.append(f"{key} = {value!r}".replace("'", '"') if isinstance(value, str) else f"{key} = {value}")
     (folder / "exports").mkdir(exist_ok=True)
@@ -110,3 +154,12 @@ def runs(folder: Path, job_id: str) -> list[dict[str, Any]]:
 
 def invoice_numbers(folder: Path) -> list[str]:
     return with_store(folder, lambda s: [r["number"] for r in s.invoice_rows(limit=100_000)])
+
+
+def reconciliation(folder: Path) -> list[dict[str, str]]:
+    """The reconciliation log as ``cessio export reconciliation`` writes it."""
+    from connector.reconcile.export import reconciliation_rows
+
+    if not (folder / "cessio.db").exists():
+        return []
+    return with_store(folder, reconciliation_rows)

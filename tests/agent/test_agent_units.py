@@ -189,3 +189,63 @@ def test_a_failing_store_stops_the_agent_but_a_refused_invariant_does_not(tmp_pa
     assert agent.fatal is None and not agent._stop.is_set()
     agent.execute(JobSpec("ledger", None, "t", disk_full))
     assert isinstance(agent.fatal, StoreError) and agent._stop.is_set()
+
+
+def test_the_inbox_routes_statements_by_content_and_einvoices_to_ingestion(tmp_path):
+    """One watched folder: a camt.053 is imported as a statement, an e-invoice is ingested, a broken statement
+    is rejected *as a statement*, a young file waits; dropping the same statement again imports nothing."""
+    from connector.agent.jobs import job_inbox
+    from tests.agent.helpers import write_statement
+    from tests.conftest import PROJECT
+
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    config = parse_config(BASE.replace('[inbox]\npath = "inbox"', '[inbox]\npath = "inbox"\nmin_age_seconds = 0'),
+                          path=tmp_path / "cessio.toml")
+    write_statement(folder / "releve-banque.xml", paid=[1, 2])
+    (folder / "facture.xml").write_bytes((PROJECT / "tests/fixtures/einvoice/cii-en16931.xml").read_bytes())
+    (folder / "truncated-camt.xml").write_bytes(b'<?xml version="1.0"?><Document xmlns="urn:iso:std:iso:20022:'
+                                                b'tech:xsd:camt.053.001.08"><BkToCstmrStmt><Stmt>')
+    with Store(tmp_path / "cessio.db", actor="test") as store:
+        summary = job_inbox(store, config)
+        assert summary["statements"]["imported"] == 1 and summary["statements"]["new_lines"] == 3
+        assert summary["statements"]["rejected_files"] == ["truncated-camt.xml"]
+        assert summary["inbox"]["processed"] == 1 and summary["inbox"]["rejected"] == 0
+        assert store.count_statement_lines() == 3 and store.count_invoices() == 1
+        assert sorted(p.name for p in (folder / "processed").iterdir()) == ["facture.xml", "releve-banque.xml"]
+        error = (folder / "rejected" / "truncated-camt.xml.error.txt").read_text()
+        assert "statement" in error and "invoice" not in error
+        # the same statement again, as a re-download under another name: taken, nothing imported twice
+        write_statement(folder / "releve-banque-bis.xml", paid=[1, 2])
+        again = job_inbox(store, config)
+        assert again["statements"]["imported"] == 1 and again["statements"]["new_lines"] == 0
+        assert store.count_statement_lines() == 3
+    young = parse_config(BASE, path=tmp_path / "cessio.toml")  # min_age_seconds 5: a fresh file waits
+    write_statement(folder / "fresh.xml", paid=[3])
+    with Store(tmp_path / "cessio.db", actor="test") as store:
+        summary = job_inbox(store, young)
+        assert summary["statements"]["imported"] == 0 and (folder / "fresh.xml").exists()
+
+
+def test_a_statement_that_crashes_its_reader_is_rejected_and_the_inbox_goes_on(tmp_path, monkeypatch):
+    from connector.agent.inbox import import_inbox_statements
+    from connector.reconcile import importing
+    from tests.agent.helpers import write_statement
+
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    write_statement(folder / "a-poison.xml", paid=[1])
+    write_statement(folder / "b-good.xml", paid=[2], statement_id="AG-STMT-2")
+    real = importing.import_bytes
+
+    def reader(store, data, *, file_name):
+        if "poison" in file_name:
+            raise ValueError("reader bug")
+        return real(store, data, file_name=file_name)
+
+    monkeypatch.setattr(importing, "import_bytes", reader)
+    with Store(tmp_path / "cessio.db", actor="test") as store:
+        report = import_inbox_statements(store, folder, min_age_seconds=0)
+        assert report.rejected == ["a-poison.xml"] and report.imported == ["b-good.xml"]
+        assert "ValueError: reader bug" in (folder / "rejected" / "a-poison.xml.error.txt").read_text()
+        assert store.count_statement_lines() == 2

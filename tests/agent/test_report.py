@@ -149,3 +149,18 @@ def test_html_report_renders_in_headless_chromium(tmp_path, store):
     assert len(data) > 60_000
     if os.environ.get("CESSIO_KEEP_SCREENSHOT"):
         shutil.copy(shot, os.environ["CESSIO_KEEP_SCREENSHOT"])
+
+
+def test_the_demo_summary_counts_what_went_through(store):
+    from connector.report import end_to_end_summary
+
+    as_of = dt.date(2026, 11, 28)
+    totals = seed_portfolio(store, as_of, invoices=120)
+    kpis = compute_kpis(store, empty_config(store.path), as_of)
+    lines = end_to_end_summary(store, kpis)
+    assert lines[0] == "end-to-end summary:"
+    text = "\n".join(lines)
+    assert f"invoices and credit notes stored: {totals['invoices']}" in text
+    assert "financing states:" in text and "not eligible:" in text
+    assert f"statement lines: {kpis['reconciliation']['lines']} " in text
+    assert "ledger: 0 lines, debits 0 = credits 0" in text and "NOT BALANCED" not in text

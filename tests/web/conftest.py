@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,30 +37,39 @@ def desk_template(tmp_path_factory) -> tuple[Path, Seeded]:
     """One seeded store with the three users per worker (argon2 hashing is deliberately slow)."""
     db = tmp_path_factory.mktemp("desk-template") / "cessio.db"
     with Store(db, actor="test") as store:
-        seeded = seed_desk(store, lines=4, invoices=8)
+        seeded = seed_desk(store)  # a real statement through the real importer and matching engine
         for name, password in PASSWORDS.items():
             create_user(store, name, ROLES[name], password)
     return db, seeded
 
 
-@pytest.fixture
-def desk(tmp_path: Path, desk_template):
-    """The desk served by werkzeug on 127.0.0.1 (free port) over a copy of the seeded store."""
+@contextlib.contextmanager
+def serve_desk(db: Path, seeded: Seeded | None = None) -> Iterator[Desk]:
+    """The desk served by werkzeug on 127.0.0.1 (free port) over ``db``, as `cessio serve` serves it."""
     from werkzeug.serving import make_server
 
     from connector.web.app import create_app
 
+    server = make_server("127.0.0.1", 0, create_app(db), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="desk", daemon=True)
+    thread.start()
+    try:
+        yield Desk(f"http://127.0.0.1:{server.server_port}", db, seeded or Seeded())
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def desk(tmp_path: Path, desk_template):
+    """The desk over a copy of the seeded store."""
     template, seeded = desk_template
     db = tmp_path / "cessio.db"
     with Store(template, actor="test", migrate=False) as store:
         store.backup_to(db)  # SQLite's backup API: a consistent copy, never a copy of the live file
-    server = make_server("127.0.0.1", 0, create_app(db), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="desk", daemon=True)
-    thread.start()
-    yield Desk(f"http://127.0.0.1:{server.server_port}", db, seeded)
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
+    with serve_desk(db, seeded) as served:
+        yield served
 
 
 @pytest.fixture(scope="session")
@@ -98,17 +109,4 @@ def shot(page, name: str) -> Path:
     return path
 
 
-def review_built() -> bool:
-    from connector.web.app import library_function
-
-    return all(library_function("connector.reconcile.review", n) for n in
-               ("accept_suggestion", "reject_suggestion", "allocate_manually"))
-
-
-def export_built() -> bool:
-    from connector.web.app import library_function
-
-    return bool(library_function("connector.reconcile.export", "reconciliation_rows"))
-
-
-__all__ = ["Desk", "export_built", "login", "review_built", "shot"]
+__all__ = ["Desk", "login", "serve_desk", "shot"]

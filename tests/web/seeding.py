@@ -1,90 +1,120 @@
-"""Review-desk data for tests and ``bench/serve.py``: real invoices through ``Store.save_invoice`` and the
-assignment methods, statement lines and suggested allocations written in one audited transaction.
+"""Review-desk data for tests and ``bench/serve.py``, made the way production makes it: invoices through
+``Store.save_invoice``, a camt.053 bank statement through the real importer
+(:func:`connector.reconcile.importing.import_bytes`) and the real matching engine
+(:func:`connector.reconcile.engine.run_reconciliation`). No SQL here: what the desk shows is what the engine
+decided.
 
-Statement lines and allocations go in with plain SQL through the store's own connection because the
-reconciliation area (issue 7) has no store method to create them yet; switch to its import and matching
-functions when they exist. The rows have the exact shape of the 0001 schema.
+- :func:`seed_desk`: a small, demo-style day (ten invoices of four debtors, nine bank lines): three lines the
+  engine settles by itself (invoice number, bank fee, unique amount of a known payer) and six that wait for a
+  person — two equal invoices of one debtor, an amount two debtors owe, two payments that each settle exactly
+  one combination of two invoices, an instalment of a known payer ("acompte") and an unknown payer.
+- :func:`seed_volume`: the reconciliation benchmark's realistic generator at any size (``bench/serve.py``
+  uses 100,000 lines): every kind of payment people make, in the proportions of a real bank account.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
 
-from connector.clock import utc_iso
 from connector.model import Party
 from tests.factories import make_invoice
 
-DEBTORS = [Party(name="Kunde GmbH", country="DE", vat_id="DE123456789"),
-           Party(name="Client Lyonnais SARL", country="FR", vat_id="FR40303265045"),
-           Party(name="Cliente Roma SpA", country="IT", vat_id="IT00743110157")]
+BANK_IBAN = "FR7630006000011234567890189"
+RECONCILIATION = f'[reconciliation]\naccounts = ["{BANK_IBAN}"]\n'
+# the generator's own accounts and the factor's paying account (as bench/reconcile.py configures them)
+VOLUME_RECONCILIATION = ('[company]\nname = "Cessio Demo SAS"\n[reconciliation]\naccounts = '
+                         f'["{BANK_IBAN}", "FR7630006000019876543210145"]\n'
+                         'factor_payers = ["FR7610107001011234567890129"]\n')
+
+KUNDE = Party(name="Kunde GmbH", country="DE", vat_id="DE123456789")
+LYON = Party(name="Client Lyonnais SARL", country="FR", vat_id="FR40303265045")
+ROMA = Party(name="Cliente Roma SpA", country="IT", vat_id="IT00743110157")
+BOULANGE = Party(name="Boulangeries Réunies SA", country="FR", vat_id="FR44732829320")
+DEBTORS = [KUNDE, LYON, ROMA, BOULANGE]
+
+INVOICES = [("F2026-0001", "1000.00", KUNDE), ("F2026-0002", "1000.00", KUNDE), ("F2026-0003", "2480.50", KUNDE),
+            ("F2026-0004", "1250.37", LYON), ("F2026-0005", "3100.00", LYON), ("F2026-0006", "2215.00", LYON),
+            ("F2026-0007", "1750.74", ROMA), ("F2026-0008", "990.00", ROMA),
+            ("F2026-0009", "990.00", BOULANGE), ("F2026-0010", "4300.00", BOULANGE)]
+
+# (bank reference, amount, payer as the bank writes it, remittance text); what the engine makes of each
+LINES = [
+    ("BNK-0001", "1000.00", "KUNDE GMBH", "Zahlung November"),              # two equal invoices: a person decides
+    ("BNK-0002", "990.00", "J. MARTIN", "virement"),                          # amount only, two debtors
+    ("BNK-0003", "3465.37", "CLIENT LYONNAIS", "reglement factures novembre"),  # one combination of two invoices
+    ("BNK-0004", "2000.00", "CLIENT LYONNAIS", "acompte"),                    # known payer, no amount fits
+    ("BNK-0005", "3100.00", "Client Lyonnais SARL", "Facture F2026-0005"),    # auto: invoice number
+    ("BNK-0006", "2473.00", "Kunde GmbH", "INV F2026-0003"),                  # auto: short by a 7.50 bank fee
+    ("BNK-0007", "1750.74", "CLIENTE ROMA", "pagamento"),                     # auto: the payer's only such invoice
+    ("BNK-0008", "5290.00", "Boulangeries Reunies", "factures 9 et 10"),      # one combination of two invoices
+    ("BNK-0009", "777.77", "INCONNU SAS", "divers"),                          # nobody: manual allocation
+]
+WAITING = ["BNK-0001", "BNK-0002", "BNK-0003", "BNK-0004", "BNK-0008", "BNK-0009"]
 
 
 @dataclass
 class Seeded:
     invoices: dict[str, int] = field(default_factory=dict)  # number -> id
-    lines: list[int] = field(default_factory=list)
-    suggestions: dict[int, list[int]] = field(default_factory=dict)  # line id -> allocation ids
+    lines: list[int] = field(default_factory=list)  # lines waiting for a decision, in queue order
+    by_ref: dict[str, int] = field(default_factory=dict)  # bank reference -> line id
+    suggestions: dict[int, list[int]] = field(default_factory=dict)  # line id -> suggested allocation ids
+    summary: dict[str, Any] = field(default_factory=dict)
 
 
-def seed_desk(store, *, lines: int = 3, invoices: int = 6, batch: int = 5000) -> Seeded:
-    """``invoices`` EUR invoices and ``lines`` open statement lines; each line has two suggested candidates."""
-    seeded = Seeded()
-    now = utc_iso()
-    with store.transaction():
-        for i in range(invoices):
-            number = f"F2026-{i + 1:04d}"
-            amount = f"{1000 + 250 * (i % 7)}.{(i * 37) % 100:02d}"
-            result = store.save_invoice(make_invoice(number, amount, buyer=DEBTORS[i % len(DEBTORS)],
-                                                     issue=dt.date(2026, 10, 1) + dt.timedelta(days=i % 50)))
-            seeded.invoices[number] = result.invoice_id
-        cursor = store._execute(
-            "INSERT INTO statements (account, statement_id, format, currency, from_date, to_date, content_sha256, "
-            "imported_at) VALUES ('FR7630006000011234567890189', 'STMT-1', 'camt.053', 'EUR', '2026-11-01', "
-            "'2026-11-27', ?, ?)", ("0" * 64, now))
-        statement_id = cursor.lastrowid
-        numbers = list(seeded.invoices)
-        amounts = {r["id"]: r["amount_due_minor"] for r in store._all("SELECT id, amount_due_minor FROM invoices")}
-        for start in range(0, lines, batch):
-            line_rows, alloc_rows = [], []
-            for n in range(start, min(lines, start + batch)):
-                first = seeded.invoices[numbers[n % len(numbers)]]
-                second = seeded.invoices[numbers[(n + 1) % len(numbers)]]
-                paid = amounts[first] + amounts[second] if n % 3 == 2 else amounts[first] - (250 if n % 3 else 0)
-                if lines > 1000:  # a big store: about three years of statements, oldest first
-                    day = dt.date(2026, 11, 27) - dt.timedelta(days=(lines - 1 - n) * 1000 // lines)
-                else:
-                    day = dt.date(2026, 11, 1) + dt.timedelta(days=n % 27)
-                line_rows.append((f"seed:{n}", statement_id, "FR7630006000011234567890189", f"BR{n:08d}",
-                                  day.isoformat(), paid, "EUR", DEBTORS[n % len(DEBTORS)].name,
-                                  f"PAYMENT {numbers[n % len(numbers)]}", "{}", "suggested", now))
-            first_id = store._scalar("SELECT coalesce(max(id), 0) FROM statement_lines") + 1
-            store.conn.executemany(
-                "INSERT INTO statement_lines (identity, statement_id, account, bank_reference, booking_date, "
-                "amount_minor, currency, counterparty_name, remittance, data, match_status, imported_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", line_rows)
-            for offset, row in enumerate(line_rows):
-                line_id = first_id + offset
-                n = start + offset
-                first = seeded.invoices[numbers[n % len(numbers)]]
-                second = seeded.invoices[numbers[(n + 1) % len(numbers)]]
-                fee = 250 if n % 3 == 1 else 0  # paid 2.50 short: bank fee
-                first_cash = amounts[first] - fee
-                second_cash = amounts[second] if n % 3 == 2 else row[5]  # n % 3 == 2: one payment, two invoices
-                alloc_rows.append((line_id, first, first_cash, "EUR", fee, "fee" if fee else None, "suggested",
-                                   "invoice_number_in_text", "0.82", json.dumps(
-                                       [{"rule": "invoice_number_in_text", "found": numbers[n % len(numbers)],
-                                         "where": "remittance"}, {"name_similarity": "0.91"},
-                                        {"difference": f"-{fee // 100}.{fee % 100:02d} fee" if fee else "0.00"}])
-                                   , now))
-                alloc_rows.append((line_id, second, second_cash, "EUR", 0, None, "suggested", "amount_and_party",
-                                   "0.41", json.dumps([{"rule": "amount_and_party", "name_similarity": "0.55"}]), now))
-                seeded.lines.append(line_id)
-            store.conn.executemany(
-                "INSERT INTO allocations (line_id, invoice_id, amount_minor, currency, writeoff_minor, writeoff_kind, "
-                "status, rule, confidence, evidence, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", alloc_rows)
-        for row in store._all("SELECT id, line_id FROM allocations"):
-            seeded.suggestions.setdefault(row["line_id"], []).append(row["id"])
-        store.audit("test.seeded", None, {"lines": lines, "invoices": invoices})
+def reconciliation_config(text: str = RECONCILIATION) -> Any:
+    from connector.config import parse_config
+
+    return parse_config(text)
+
+
+def _collect(store: Any, seeded: Seeded) -> Seeded:
+    waiting = store.statement_line_rows(statuses=("open", "suggested"))
+    seeded.lines = [row["id"] for row in waiting]
+    seeded.by_ref = {row["bank_reference"]: row["id"] for row in store.statement_line_rows()}
+    for allocation in store.desk_line_allocations(seeded.lines):
+        if allocation["status"] == "suggested":
+            seeded.suggestions.setdefault(allocation["line_id"], []).append(allocation["id"])
     return seeded
+
+
+def seed_desk(store: Any, *, day: dt.date = dt.date(2026, 11, 20)) -> Seeded:
+    """The demo-style day described in the module docstring; returns ids to act on."""
+    from connector.reconcile.engine import run_reconciliation
+    from connector.reconcile.generator import camt053_bytes
+    from connector.reconcile.importing import import_bytes
+
+    seeded = Seeded()
+    with store.transaction():
+        for n, (number, amount, buyer) in enumerate(INVOICES):
+            result = store.save_invoice(make_invoice(number, amount, buyer=buyer, issue=day - dt.timedelta(days=50 - n),
+                                                     due=day + dt.timedelta(days=10 + n)))
+            seeded.invoices[number] = result.invoice_id
+    lines = [{"ref": ref, "amount": Decimal(amount), "currency": "EUR", "name": name, "text": text, "date": day,
+              "code": "PMNT/RCDT/ESCT"} for ref, amount, name, text in LINES]
+    data = camt053_bytes(lines, account=BANK_IBAN, currency="EUR", opening=Decimal("25000.00"),
+                         message_id=f"DESK-{day:%Y%m%d}", statement_id=f"DESK-{day:%Y%m%d}", created=day)
+    imported = import_bytes(store, data, file_name="bank-camt053.xml")
+    assert imported.error is None and imported.new == len(LINES), imported.line()
+    seeded.summary = run_reconciliation(store, reconciliation_config()).to_dict()
+    return _collect(store, seeded)
+
+
+def seed_volume(store: Any, lines: int, *, seed: int = 20261127) -> Seeded:
+    """``lines`` bank lines against as many open invoices (the realistic generator), imported and matched."""
+    from connector.reconcile.engine import run_reconciliation
+    from connector.reconcile.generator import generate, scenario_camt
+    from connector.reconcile.importing import import_bytes
+
+    scenario = generate(seed, n_invoices=lines, n_lines=lines)
+    seeded = Seeded()
+    with store.transaction():
+        for invoice in scenario.invoices:
+            seeded.invoices[invoice.number] = store.save_invoice(invoice).invoice_id
+    imported = import_bytes(store, scenario_camt(scenario), file_name="bench-camt053.xml")
+    assert imported.error is None, imported.line()
+    seeded.summary = run_reconciliation(store, reconciliation_config(VOLUME_RECONCILIATION)).to_dict()
+    seeded.summary["imported_lines"] = imported.new
+    return _collect(store, seeded)

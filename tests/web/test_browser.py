@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tests.conftest import PROJECT
-from tests.web.conftest import export_built, login, review_built, shot
+from tests.web.conftest import login, shot
 
 GOOD_INVOICE = PROJECT / "tests" / "fixtures" / "einvoice" / "cii-en16931.xml"
 
@@ -19,13 +19,22 @@ pytestmark = pytest.mark.slow
 
 def test_reviewer_sees_the_queue_with_candidates_and_evidence(desk, page):
     login(page, desk, "alice")
-    assert page.get_by_test_id("queue-total").inner_text().startswith("4 ")
-    first = page.locator("article.line").first
+    # the engine settled three of the nine bank lines by itself; six wait for a person
+    assert page.get_by_test_id("queue-total").inner_text().startswith("6 ")
+    first = page.locator("article.line").first  # Kunde GmbH paid 1,000.00: two equal open invoices
     assert first.locator("tr.cand").count() == 2
     text = first.inner_text()
-    assert "invoice_number_in_text" in text and "remittance" in text and "name_similarity" in text
+    assert "identity.ambiguous_amount" in text and "payer identified by name_exact" in text
+    assert "F2026-0001" in text and "F2026-0002" in text
     assert "1,000.00" in text  # amount formatted per currency, en-GB
-    assert page.locator("article.line button.accept").count() == 8  # reviewer: one-click accept on each candidate
+    # one proposal paying two invoices: one accept for both, saying so
+    both = page.locator(f"#line-{desk.seeded.by_ref['BNK-0003']}")
+    assert both.locator("tr.cand").count() == 2 and both.locator("button.accept").count() == 1
+    assert "(2 invoices)" in both.locator("button.accept").inner_text()
+    # reviewer: one-click accept on each proposal (2 + 2 + 1 + 2 + 1; the unknown payer has none)
+    assert page.locator("article.line button.accept").count() == 8
+    nobody = page.locator(f"#line-{desk.seeded.by_ref['BNK-0009']}").inner_text()
+    assert "no_candidate" in nobody and "payer unknown" in nobody
     assert page.evaluate("document.documentElement.scrollWidth") <= 1280  # fits a 1280 px screen
     shot(page, "queue")
 
@@ -42,7 +51,7 @@ def test_queue_in_french_formats_amounts_and_dates(desk, page):
 
 def test_manual_split_shows_live_remaining_amount(desk, page):
     login(page, desk, "alice")
-    line = page.locator("article.line").nth(2)  # the line paying two invoices
+    line = page.locator(f"#line-{desk.seeded.by_ref['BNK-0004']}")  # an instalment of 2,000.00
     line.locator("details.split summary").click()
     remaining = line.get_by_test_id("remaining")
     total = remaining.inner_text()
@@ -63,35 +72,52 @@ def test_keyboard_moves_between_lines(desk, page):
     assert page.locator("article.line.current details.split").get_attribute("open") is not None
 
 
-@pytest.mark.skipif(not review_built(), reason="connector.reconcile.review (issue 7) is not built yet")
 def test_accept_reject_and_split_are_audited_with_the_user(desk, page):
     login(page, desk, "alice")
-    lines = desk.seeded.lines
-    accept_id, reject_id = desk.seeded.suggestions[lines[0]][0], desk.seeded.suggestions[lines[1]][1]
+    ref = desk.seeded.by_ref
+    # accept: Kunde's 1,000.00 is for F2026-0001 (the first proposal); reject: the unknown payer's 990.00 is not
+    # Boulangeries' F2026-0009 (the second proposal)
+    accept_id = desk.seeded.suggestions[ref["BNK-0001"]][0]
+    reject_id = desk.seeded.suggestions[ref["BNK-0002"]][1]
     page.locator(f"tr[data-allocation='{accept_id}'] button.accept").click()
     page.wait_for_selector(".flash.ok")
     page.locator(f"tr[data-allocation='{reject_id}'] button.reject").click()
     page.wait_for_selector(".flash.ok")
-    split_line = page.locator(f"#line-{lines[2]}")
+    # split: Client Lyonnais' 2,000.00 instalment settles F2026-0004 and pays part of F2026-0006
+    split_line = page.locator(f"#line-{ref['BNK-0004']}")
     split_line.locator("details.split summary").click()
     numbers = split_line.locator("input[name=invoice_number]")
     amounts = split_line.locator("input[name=amount]")
-    with desk.store() as store:
-        line = store.desk_line(lines[2])
-        candidates = store.desk_line_allocations([lines[2]])
-    first, second = candidates[0], candidates[1]
-    numbers.nth(0).fill(first["invoice_number"])
-    amounts.nth(0).fill(f"{first['amount_minor'] // 100}.{first['amount_minor'] % 100:02d}")
-    rest = line["amount_minor"] - first["amount_minor"]
-    numbers.nth(1).fill(second["invoice_number"])
-    amounts.nth(1).fill(f"{rest // 100}.{rest % 100:02d}")
+    numbers.nth(0).fill("F2026-0004")
+    amounts.nth(0).fill("1250.37")
+    numbers.nth(1).fill("F2026-0006")
+    amounts.nth(1).fill("749,63")
     assert split_line.get_by_test_id("remaining").inner_text() == "0.00"
     split_line.locator("form.alloc button[type=submit]").click()
     page.wait_for_selector(".flash.ok")
+    # two lines decided; the 990.00 still waits on its other proposal (F2026-0008)
+    assert page.get_by_test_id("queue-total").inner_text().startswith("4 ")
     shot(page, "queue-after-decisions")
+    with desk.store() as store:
+        assert store.desk_allocation(accept_id)["status"] == "manual"
+        assert store.desk_allocation(reject_id)["status"] == "rejected"
+        split = [a for a in store.desk_line_allocations([ref["BNK-0004"]]) if a["status"] == "manual"]
+        assert sorted((a["invoice_number"], a["amount_minor"]) for a in split) == [("F2026-0004", 125037),
+                                                                                   ("F2026-0006", 74963)]
 
     page.goto(f"{desk.url}/log?status=manual")
-    assert page.get_by_test_id("log").locator("tbody tr").count() >= 2
+    log_text = page.get_by_test_id("log").inner_text()
+    assert page.get_by_test_id("log").locator("tbody tr").count() == 3
+    assert "F2026-0001" in log_text and "F2026-0004" in log_text and "F2026-0006" in log_text
+    page.goto(f"{desk.url}/log?status=rejected")
+    assert "F2026-0009" in page.get_by_test_id("log").inner_text()
+    # the export reflects the decisions, byte for byte what `cessio export reconciliation` writes
+    page.goto(f"{desk.url}/log")
+    with page.expect_download() as download:
+        page.get_by_test_id("export").click()
+    exported = list(csv.DictReader(io.StringIO(download.value.path().read_text())))
+    manual = {(r["invoice_number"], r["allocated_amount"]) for r in exported if r["status"] == "manual"}
+    assert manual == {("F2026-0001", "1000.00"), ("F2026-0004", "1250.37"), ("F2026-0006", "749.63")}
     page.goto(f"{desk.url}/audit?actor=desk:alice")
     events = page.get_by_test_id("audit").inner_text()
     assert "desk:alice" in events and "desk.login" in events
@@ -101,7 +127,6 @@ def test_accept_reject_and_split_are_audited_with_the_user(desk, page):
     shot(page, "audit")
 
 
-@pytest.mark.skipif(not export_built(), reason="connector.reconcile.export (issue 7) is not built yet")
 def test_export_is_identical_to_the_cli(desk, page):
     login(page, desk, "alice")
     page.goto(f"{desk.url}/log")
@@ -177,3 +202,46 @@ def test_log_assignments_dashboard_pages_render(desk, page):
     assert page.locator("figure.card svg").count() >= 4
     shot(page, "dashboard")
     assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+
+
+@pytest.fixture(scope="module")
+def demo_db():
+    """The store `cessio demo` leaves behind (the whole pipeline: sandbox factor, e-invoices, CSV export,
+    assignment, fundings, bank and factor statements, reconciliation, ledger), with a reviewer added."""
+    import shutil
+
+    from connector.demo import run_demo
+    from connector.store import Store
+    from connector.web.auth import create_user
+    from tests.web.conftest import PASSWORDS
+
+    folder = run_demo(keep=True, echo=lambda _line: None)
+    try:
+        with Store(folder / "cessio.db", actor="test") as store:
+            create_user(store, "alice", "reviewer", PASSWORDS["alice"])
+        yield folder / "cessio.db"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_the_desk_after_a_demo_run(demo_db, page):
+    from tests.web.conftest import serve_desk
+
+    with serve_desk(demo_db) as desk:
+        login(page, desk, "alice")
+        # what the demo's engine could not place: the factor's quarterly fee nobody told Cessio about
+        queue = page.locator("main").inner_text()
+        assert "COMMISSION DE GESTION TRIMESTRIELLE" in queue and "-35.00" in queue
+        page.goto(f"{desk.url}/log")
+        log_text = page.get_by_test_id("log").inner_text()
+        assert "reference.exact" in log_text and "reference.bank_fee" in log_text
+        shot(page, "demo-log")
+        page.goto(f"{desk.url}/assignments")
+        assert "funded" in page.get_by_test_id("assignments").inner_text()
+        gaps = page.get_by_test_id("gaps").inner_text()  # the factor current account against its statement
+        assert "flagged" in gaps and "COMMISSION DE GESTION TRIMESTRIELLE" in gaps
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+        shot(page, "demo-assignments")
+        page.goto(f"{desk.url}/dashboard")
+        assert page.locator("figure.card svg").count() >= 4
+        shot(page, "demo-dashboard")

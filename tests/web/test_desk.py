@@ -12,13 +12,14 @@ import pytest
 import requests
 
 from connector.errors import ConfigError, MoneyError
+from connector.reconcile.export import reconciliation_rows
 from connector.store import Store
 from connector.web import i18n
 from connector.web.app import SESSION_COOKIE, parse_amount
 from connector.web.auth import authenticate, create_user
 from tests.conftest import PROJECT
 from tests.web.conftest import PASSWORDS
-from tests.web.seeding import seed_desk
+from tests.web.seeding import seed_volume
 
 TEMPLATES = PROJECT / "connector" / "web" / "templates"
 
@@ -91,14 +92,31 @@ def test_logout_ends_the_session_on_the_server(desk):
 
 
 def test_queue_and_log_pages_are_paginated(store):
-    seed_desk(store, lines=120, invoices=10)
-    assert store.desk_queue_count() == 120
+    seeded = seed_volume(store, 1200)  # the realistic generator, imported and matched by the engine
+    waiting = len(seeded.lines)
+    assert waiting > 100 and store.desk_queue_count() == waiting
     first = store.desk_queue_lines(limit=50, offset=0)
     last = store.desk_queue_lines(limit=50, offset=100)
-    assert len(first) == 50 and len(last) == 20 and first[0]["booking_date"] <= last[-1]["booking_date"]
+    assert len(first) == 50 and len(last) == waiting - 100 and first[0]["booking_date"] <= last[-1]["booking_date"]
+    assert [r["id"] for r in first + store.desk_queue_lines(limit=50, offset=50) + last] == seeded.lines
     assert len(store.desk_log_page({}, limit=50, offset=0)) == 50
-    totals = store.desk_log_totals({"rule": "amount_and_party"})
-    assert totals[0]["n"] == 120 and totals[0]["currency"] == "EUR"
+    rows = reconciliation_rows(store)
+    for rule in ("reference.exact", "identity.ambiguous_amount"):
+        totals = store.desk_log_totals({"rule": rule})
+        assert totals[0]["n"] == sum(r["rule"] == rule for r in rows) > 0 and totals[0]["currency"] == "EUR"
+    # a date bound every line meets is dropped (no join), a real one is kept: same answers either way
+    days = sorted({r["line_date"] for r in rows if r["allocated_amount"]})
+    everything = store.desk_log_totals({})
+    assert store.desk_log_totals({"date_from": "2000-01-01", "date_to": "2999-12-31"}) == everything
+    middle = {"date_from": days[1], "date_to": days[-2], "status": "suggested"}
+    expected = sum(r["status"] == "suggested" and days[1] <= r["line_date"] <= days[-2] for r in rows)
+    assert store.desk_log_totals(middle)[0]["n"] == expected > 0
+    assert len(store.desk_log_page({"status": "suggested"}, limit=50, offset=0)) == 50
+    # page and totals in one pass when joins are needed: the same as the two queries
+    debtor = next(r["counterparty"] for r in rows if r["counterparty"]).split()[0]
+    for joined in (middle, {"debtor": debtor}, {"debtor": debtor, "status": "auto", "amount_min": 10000}):
+        assert store.desk_log_page_and_totals(joined, limit=50, offset=10) == (
+            store.desk_log_page(joined, limit=50, offset=10), store.desk_log_totals(joined))
     plan = " ".join(str(tuple(r)) for r in store._all(
         "EXPLAIN QUERY PLAN SELECT id FROM statement_lines INDEXED BY desk_lines_waiting "
         "WHERE match_status IN ('open', 'suggested') ORDER BY booking_date, id LIMIT 50"))
