@@ -32,6 +32,9 @@ NEGATIVE = {"}": 0, **{chr(ord("J") + n): n + 1 for n in range(9)}}
 TEXT_QUALIFIERS = ("LIB", "LCC", "LC2", "LCS", "LCZ", "RCN")
 
 
+CONTROL_TO_SPACE = {code: " " for code in [*range(0, 32), 127] if chr(code) not in "\r\n"}
+
+
 def looks_like_cfonb(text: str) -> bool:
     records = [line for line in text.splitlines() if line.strip()]
     return bool(records) and all(len(r.rstrip("\r")) in range(110, 121) and r[:2] in ("01", "04", "05", "07")
@@ -43,6 +46,9 @@ def read_cfonb(data: bytes, source: str = "cfonb120") -> list[Statement]:
         text = data.decode("latin-1")
     except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes every byte
         raise Quarantine("not text", source=source) from None
+    # NUL and other control bytes in a label become spaces (the columns stay where they are): nothing a
+    # person could read is lost, and no text that may later go into XML carries them
+    text = text.translate(CONTROL_TO_SPACE)
     statements: list[Statement] = []
     current: dict | None = None
     operation: dict | None = None
@@ -112,7 +118,8 @@ def _amount(record: str, where: str) -> Money:
         sign, tail = -1, NEGATIVE[last]
     else:
         raise Quarantine(f"amount {field!r} does not end with a sign character", source=where, field="amount")
-    if not digits.isdigit() or not record[19].isdigit():
+    # isdigit() alone accepts Unicode digits such as "²" (Latin-1 0xB2) that int() refuses
+    if not (digits.isascii() and digits.isdigit() and record[19] in "0123456789"):
         raise Quarantine(f"amount {field!r} is not numeric", source=where, field="amount")
     value = Decimal(sign * int(digits + str(tail))).scaleb(-int(record[19]))
     try:

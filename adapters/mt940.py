@@ -24,12 +24,12 @@ from connector.errors import MoneyError, Quarantine
 from connector.model import Statement, StatementLine
 from connector.money import Money
 
-TAG = re.compile(r"^:(\d{2}[A-Z]?):", re.MULTILINE)
-BALANCE = re.compile(r"^\s*(?P<mark>[CD])(?P<date>\d{6})(?P<currency>[A-Z]{3})(?P<amount>\d[\d,.]*)\s*$")
+TAG = re.compile(r"^:(\d{2}[A-Z]?):", re.MULTILINE | re.ASCII)  # ASCII: "\d" is 0-9 only
+BALANCE = re.compile(r"^\s*(?P<mark>[CD])(?P<date>\d{6})(?P<currency>[A-Z]{3})(?P<amount>\d[\d,.]*)\s*$", re.ASCII)
 STATEMENT_LINE = re.compile(
     r"^(?P<value>\d{6})(?P<entry>\d{4})?\s*(?P<mark>RC|RD|EC|ED|C|D)(?P<funds>[A-Z])?\s*"
-    r"(?P<amount>\d[\d,]*)(?P<type>[A-Z][A-Z0-9]{3})?(?P<refs>[^\n]*)(?:\n(?P<extra>.*))?$", re.DOTALL)
-SUMMARY_CURRENCY = re.compile(r"^\d*([A-Z]{3})")
+    r"(?P<amount>\d[\d,]*)(?P<type>[A-Z][A-Z0-9]{3})?(?P<refs>[^\n]*)(?:\n(?P<extra>.*))?$", re.DOTALL | re.ASCII)
+SUMMARY_CURRENCY = re.compile(r"^\d*([A-Z]{3})", re.ASCII)
 SEPA_KEYS = ("EREF", "KREF", "MREF", "CRED", "DEBT", "SVWZ", "ABWA", "ABWE", "IBAN", "BIC", "COAM", "OAMT",
              "PURP", "RTRN")
 SEPA_SPLIT = re.compile(r"(" + "|".join(SEPA_KEYS) + r")\+")
@@ -37,6 +37,9 @@ NL_KEYS = ("EREF", "ORDP", "BENM", "NAME", "ID", "ADDR", "IBAN", "BIC", "REMI", 
            "CDTRREFTP", "CD", "SCOR", "ISSR", "PREF", "MARF", "CSID", "RTRN", "ISDT", "ULTC", "ULTD", "PURP",
            "SVCL", "TRCD", "TYPE", "NRTX", "COAM", "OAMT", "FX")
 NOT_PROVIDED = {"NONREF", "NOTPROVIDED", "NONE", ""}
+# SWIFT allows 6 x 65 characters in :86:; the longest field of the corpus is 779. Ten times that is room for
+# any bank dialect, while a field of megabytes is a broken or hostile file, refused before it is parsed.
+MAX_FIELD_CHARS = 8_000
 
 
 @dataclass
@@ -63,6 +66,10 @@ def read_mt940(data: bytes, source: str = "mt940", report: MtReport | None = Non
     report.kind = "mt942" if re.search(r"^:(34F|13D?):", text, re.MULTILINE) and ":62F:" not in text else "mt940"
     statements = []
     for index, block in enumerate(_blocks(text), start=1):
+        for tag, value in block:
+            if len(value) > MAX_FIELD_CHARS:
+                raise Quarantine(f"field :{tag}: of statement {index} holds {len(value):,} characters, more than the "
+                                 f"{MAX_FIELD_CHARS:,} any bank writes", source=source, field=f":{tag}:")
         statement = _statement(block, f"{source}: statement {index}", report)
         if statement is not None:
             statements.append(statement)
@@ -116,7 +123,7 @@ def _statement(block: list[tuple[str, str]], where: str, report: MtReport) -> St
         if lines_raw:
             raise Quarantine("statement lines without an account (:25:)", source=where, field=":25:")
         return None
-    account, account_currency = _account(account_text)
+    account, account_currency = _account(account_text, where)
     opening = _balance(fields.get("60F") or fields.get("60M"), f"{where} :60F:")
     closing = _balance(fields.get("62F") or fields.get("62M"), f"{where} :62F:")
     currency = (opening or closing or (None, None))[1].currency if (opening or closing) else None
@@ -140,8 +147,10 @@ def _statement(block: list[tuple[str, str]], where: str, report: MtReport) -> St
         to_date=closing[0] if closing else (max(dates) if dates else None))
 
 
-def _account(text: str) -> tuple[str, str | None]:
-    value = text.strip().splitlines()[0].strip().replace(" ", "")
+def _account(text: str, where: str) -> tuple[str, str | None]:
+    value = text.strip().split("\n", 1)[0].strip().replace(" ", "")
+    if not value:
+        raise Quarantine("the account (:25:) is blank", source=where, field=":25:")
     found = re.match(r"^(.*?\d)([A-Z]{3})$", value)
     if found:  # "51210600/9223382012EUR": the currency suffix some banks add
         return found.group(1), found.group(2)
@@ -172,7 +181,7 @@ def _date(text: str, where: str, tag: str) -> dt.date:
     year, month, day = 2000 + int(text[:2]), int(text[2:4]), int(text[4:6])
     if year > dt.date.today().year + 20:
         year -= 100
-    if not 1 <= month <= 12 or day < 1:
+    if not 1 <= month <= 12 or not 1 <= day <= 31:
         raise Quarantine(f"date {text!r} is not YYMMDD", source=where, field=tag)
     # German banks book interest on "30 February": the last day of that month is meant
     return dt.date(year, month, min(day, calendar.monthrange(year, month)[1]))
@@ -181,7 +190,7 @@ def _date(text: str, where: str, tag: str) -> dt.date:
 def _balance(text: str | None, where: str) -> tuple[dt.date, Money] | None:
     if text is None:
         return None
-    found = BALANCE.match(text.strip().splitlines()[0])
+    found = BALANCE.match(text.strip().split("\n", 1)[0])
     if not found:
         raise Quarantine(f"balance {text.strip()!r} is not [C|D]YYMMDDCCYamount", source=where, field=where[-5:])
     amount = _amount(found.group("amount"), found.group("currency"), where, where[-5:])
@@ -192,8 +201,9 @@ def _line(raw: str, details: str | None, account: str, currency: str, where: str
           report: MtReport) -> StatementLine | None:
     found = STATEMENT_LINE.match(raw.strip("\n"))
     if not found:
-        raise Quarantine(f"statement line {raw.splitlines()[0]!r} is not date, mark, amount, type, references",
-                         source=where, field=":61:")
+        first = raw.strip().split("\n", 1)[0]
+        raise Quarantine(f"statement line {first!r} is not date, mark, amount, type, references", source=where,
+                         field=":61:")
     value_date = _date(found.group("value"), where, ":61: value date")
     booking_date = value_date
     if found.group("entry"):
@@ -203,7 +213,7 @@ def _line(raw: str, details: str | None, account: str, currency: str, where: str
             year -= 1
         elif month == 1 and value_date.month == 12:
             year += 1
-        if not 1 <= month <= 12:
+        if not 1 <= month <= 12 or not 1 <= day <= 31:
             raise Quarantine(f"entry date {found.group('entry')!r} is not MMDD", source=where, field=":61: entry")
         booking_date = dt.date(year, month, min(day, calendar.monthrange(year, month)[1]))
     mark = found.group("mark")

@@ -4,6 +4,7 @@
     .venv/bin/python bench/soak.py --only delivery --invoices 10000 --kills 120
     .venv/bin/python bench/soak.py --only crash --kills 200
     .venv/bin/python bench/soak.py --only strace --sweep 50
+    .venv/bin/python bench/soak.py --only reconcile --kills 100 --lines 600 --files 50
 
 Sections:
 - ``crash``: store batches (5 invoices + cursor + claim audit row per transaction), writer SIGKILLed at
@@ -16,6 +17,10 @@ Sections:
   invoice; then the naive sender (negative control) on ``--naive`` invoices.
 - ``product``: the same with Cessio's own sender (``cessio assign``) against Cessio's sandbox factor
   (``cessio sandbox-factor`` with all seven fault kinds), killed ``--kills`` times, restarted until drained.
+- ``reconcile``: statement import + matching + ledger posting over a generated scenario of ``--lines`` bank
+  lines (``--files`` camt.053 files, a re-download, an overlapping file, MT940, CFONB), SIGKILLed ``--kills`` times;
+  nothing lost, nothing doubled, allocations and ledger consistent; plus the negative control without
+  duplicate protection on statements, which must show doubled lines.
 Exit status 1 if any invariant broke (or a negative control failed to show its defect).
 """
 
@@ -182,13 +187,41 @@ def soak_product(invoices: int, kills: int, seed: int) -> list[dict]:
              "pass": duplicates == 0 and lost == 0 and agree and drained and audit_ok and not integrity}]
 
 
+def soak_reconcile(kills: int, lines: int, files: int, seed: int) -> list[dict]:
+    """Statement import + reconcile + ledger posting SIGKILLed ``kills`` times at random instants (see
+    ``tests/reliability/recon.py``), then the negative control without duplicate protection on statements."""
+    from tests.reliability.recon import recon_crash_loop
+
+    rows = []
+    for broken in (False, True):
+        with tempfile.TemporaryDirectory(prefix="cessio-recon-soak-") as tmp:
+            outcome = recon_crash_loop(Path(tmp), kills=kills if not broken else 2, seed=seed % 10_000,
+                                       invoices=int(lines * 1.2), lines=lines, files=files, broken=broken,
+                                       deadline_s=4 * 3600)
+        rows.append({
+            "scenario": "Reconciliation crash loop (import + reconcile + ledger)" + (
+                " — NEGATIVE CONTROL no dedup on statements" if broken else ""),
+            "load": f"{outcome.expected_lines} distinct bank lines in {outcome.files} files (camt.053 x"
+                    f"{outcome.files - 4}, a re-download, an overlap, MT940, CFONB), {int(lines * 1.2)} open items",
+            "faults": f"{outcome.kills} SIGKILL in {outcome.runs} runs", "killed_during": outcome.killed_during,
+            "lines_stored": outcome.lines,
+            "expected_lines": outcome.expected_lines, "matched": outcome.matched,
+            "active_allocations": outcome.allocations, "ledger_pieces": outcome.pieces,
+            "acked_imports": outcome.acked_imports, "acked_reconcile_runs": outcome.acked_runs,
+            "problems": outcome.problems[:5], "seconds": outcome.seconds,
+            "pass": any("doubled" in p for p in outcome.problems) if broken else outcome.ok})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["crash", "strace", "delivery", "product"], action="append")
+    parser.add_argument("--only", choices=["crash", "strace", "delivery", "product", "reconcile"], action="append")
     parser.add_argument("--kills", type=int, default=200, help="SIGKILLs in the crash and delivery soaks")
     parser.add_argument("--sweep", type=int, default=50, help="strace: N from 1 to this")
     parser.add_argument("--invoices", type=int, default=10_000)
     parser.add_argument("--naive", type=int, default=1_000, help="invoices for the naive negative control")
+    parser.add_argument("--lines", type=int, default=600, help="reconcile: bank lines in the generated scenario")
+    parser.add_argument("--files", type=int, default=50, help="reconcile: camt.053 files the lines are cut into")
     parser.add_argument("--seed", type=int, default=20261128)
     args = parser.parse_args(argv)
     sections = args.only or ["crash", "strace", "delivery", "product"]
@@ -201,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         rows += soak_delivery(args.invoices, args.kills, args.naive, args.seed)
     if "product" in sections:
         rows += soak_product(args.invoices, args.kills, args.seed)
+    if "reconcile" in sections:
+        rows += soak_reconcile(args.kills, args.lines, args.files, args.seed)
     for row in rows:
         print(json.dumps(row))
     failed = [r["scenario"] for r in rows if not r.get("pass")]

@@ -57,8 +57,6 @@ except BaseException as exc:
 """
 
 
-@pytest.mark.xfail(strict=True, reason="bug: connector/channels/bordereau.py lets OSError (ENOSPC/EIO) escape "
-                                       "unwrapped from the release instead of a Cessio error (StoreError/RetryLater)")
 def test_disk_full_during_release_is_reported_as_a_cessio_error(tmp_path):
     faults = pytest.importorskip("tests.channels.test_fault_file_channel")
     db, outbox = tmp_path / "c.db", tmp_path / "outbox"

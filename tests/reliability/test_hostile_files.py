@@ -90,11 +90,7 @@ def reader_available(reader: str) -> bool:
     return True
 
 
-KNOWN_BUGS = {
-    ("csv_export", "nul_bytes"): "bug: adapters/csv_export.py stores a NUL (and any control character) inside a "
-                                 "buyer name; every XML later written from it (bordereau, ISO 20022) then fails in "
-                                 "lxml ('All strings must be XML compatible')",
-}
+KNOWN_BUGS: dict[tuple[str, str], str] = {}
 
 
 def cases():

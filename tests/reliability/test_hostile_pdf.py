@@ -38,11 +38,7 @@ except BaseException as exc:
 # the reader holds one decoded stream (capped at 32 MB) plus the interpreter, lxml, pypdf and saxon
 RSS_LIMIT_MB = 400
 
-KNOWN_BUGS = {
-    "many_small_bombs": "bug: adapters/facturx_pdf.py decodes every attachment (reader.attachments) with only a "
-                        "per-stream cap and no total budget nor child-process rlimit: 80 attachments of 30 MB "
-                        "zeros (a 2.4 MB file) decode to 2.4 GB (MemoryError under RLIMIT_AS = 1 GB; OOM without it)",
-}
+KNOWN_BUGS: dict[str, str] = {}  # kind -> reason, for a strict xfail while a bug is open
 
 
 @pytest.fixture(scope="module")
