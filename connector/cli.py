@@ -330,19 +330,24 @@ def statements() -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.pass_obj
 def statements_import(app: AppContext, files: tuple[Path, ...]) -> None:
-    """Import camt.052/053/054, MT940/942 or CFONB 120 files (detected by content).
+    """Import camt.052/053/054, MT940/942 or CFONB 120 files (detected by content), and the replies of
+    file-based factors (tsin.007/008/013, CSV statements in the factor's reply_layout) into factor events.
 
     \b
     Example:
         cessio --db cessio.db statements import bank/2026-11-27.xml
     """
+    from connector.channels.replies import import_factor_replies
     from connector.reconcile.importing import import_files
 
     with app.open_store(actor="statements") as store:
-        results = import_files(store, list(files))
+        replies, rest, replies_failed = import_factor_replies(store, app.config, list(files))
+        results = import_files(store, rest) if rest else []
+    for line in replies:
+        click.echo(line)
     for result in results:
         click.echo(result.line())
-    if any(r.error for r in results):
+    if replies_failed or any(r.error for r in results):
         sys.exit(1)
 
 

@@ -99,6 +99,7 @@ class AdapterContract:
     def test_discover_describes_a_stream(self, make_adapter: Callable[..., Adapter]) -> None:
         found = make_adapter().discover()
         assert found["streams"] and found["streams"][0]["name"] == "invoices"
+        assert found.get("currencies"), "discover() names the currencies the source uses"
 
     def test_full_read_yields_canonical_records(self, make_adapter: Callable[..., Adapter]) -> None:
         adapter = make_adapter()
