@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import socket
@@ -35,12 +36,14 @@ def free_port() -> int:
 def write_export(path: Path, first: int, count: int) -> list[str]:
     """A generic-mapping CSV export of ``count`` invoices numbered from ``first``; returns the numbers."""
     numbers, rows = [], [HEADER]
+    # dates relative to today: the agent decides eligibility on the real clock (not overdue, not too old)
+    issued, due = dt.date.today() - dt.timedelta(days=5), dt.date.today() + dt.timedelta(days=55)
     for n in range(first, first + count):
         number = f"AG-{n:06d}"
         numbers.append(number)
         cents = 10_000 + n * 37 % 900_000
         total = f"{cents // 100}.{cents % 100:02d}"
-        rows.append(f"{number},2026-11-01,2026-12-31,EUR,{total},{total},,,INV,open,C{n % 7},"
+        rows.append(f"{number},{issued},{due},EUR,{total},{total},,,INV,open,C{n % 7},"
                     f"Client {n % 7} SARL,,{SIRENS[n % 7]},FR,,,,,,")
     tmp = path.with_suffix(".tmp")
     tmp.write_text("\n".join(rows) + "\n", encoding="utf-8")
@@ -58,8 +61,6 @@ def write_statement(path: Path, paid: list[int], *, unknown: int = 1, day: str =
                     statement_id: str = "AG-STMT-1") -> None:
     """A camt.053 of the company's bank account: one payment per invoice number in ``paid`` (named in the
     remittance, for its full amount) plus ``unknown`` payments nobody can place; written then renamed."""
-    import datetime as dt
-
     from connector.reconcile.generator import camt053_bytes
 
     date = dt.date.fromisoformat(day)
