@@ -15,6 +15,13 @@ Cursor: ``{"write_date": "YYYY-MM-DD HH:MM:SS", "id": N}``, keyset pagination or
 Writes back (``record_payment``): the "Register Payment" wizard (``account.payment.register`` create +
 ``action_create_payments``) on the configured bank journal, with the caller's reference as the payment's
 ``ref``, looked up first so that a retry never pays twice.
+
+Writes off (``record_writeoff``): a journal entry on the configured miscellaneous journal (the write-off
+account debited, the receivable credited, the caller's reference as its ``ref``, looked up first), posted and
+reconciled with the invoice's receivable line, so Odoo shows the invoice paid. Reverses
+(``reverse_writeback``): a payment written back earlier is reset to draft and cancelled (Odoo unreconciles
+it), a write-off entry likewise (``button_draft`` + ``button_cancel``); the state is read first, so a retry
+finds it cancelled and does nothing.
 """
 
 from __future__ import annotations
@@ -131,6 +138,8 @@ class OdooAdapter(Adapter):
         "api_key": Key("secret", required=True, help="that user's API key (Preferences > Account Security)"),
         "company": Key("int", help="res.company id (default: the user's company)"),
         "payment_journal": Key("str", help="code of the bank journal payments are registered on (write-back)"),
+        "writeoff_journal": Key("str", "MISC", help="code of the journal write-off entries are posted in"),
+        "writeoff_account": Key("str", help="code of the account fees and discounts are written off to"),
         "page_size": Key("int", 200, help="moves per request and per committed batch"),
         "overlap_seconds": Key("int", 60, help="re-read window before the cursor (late commits)"),
         "timeout": Key("int", 60, help="seconds to wait for an answer"),
@@ -281,6 +290,76 @@ class OdooAdapter(Adapter):
         if created is None:
             raise RetryLater(f"Odoo registered no payment {reference!r} yet; looked up again next time")
         return created
+
+    def find_entry(self, reference: str) -> str | None:
+        found = self.execute("account.move", "search", [[["ref", "=", reference], ["move_type", "=", "entry"],
+                                                         ["state", "=", "posted"]]], {"limit": 1})
+        return str(found[0]) if found else None
+
+    def record_writeoff(self, *, source_id: str, amount: Money, date: dt.date, reference: str,
+                        kind: str | None = None) -> str:
+        """Write off ``amount``, which must be exactly what invoice ``source_id`` still owes in Odoo, with a
+        journal entry reconciled against its receivable line; idempotent by ``reference``."""
+        account_code = self.option("writeoff_account")
+        if not account_code:
+            raise ConfigError("set writeoff_account to write fees and discounts off",
+                              key=f"sources.{self.name}.writeoff_account")
+        existing = self.find_entry(reference)
+        if existing is not None:
+            return existing
+        move_id = int(source_id)
+        move = self.execute("account.move", "read", [[move_id]],
+                            {"fields": ["state", "currency_id", "amount_residual", "partner_id"]})
+        if not move or move[0]["state"] != "posted":
+            raise StopAndAsk(f"Odoo move {move_id} is not a posted invoice")
+        if (_m2o(move[0]["currency_id"]) or (0, ""))[1] != amount.currency:
+            raise StopAndAsk(f"Odoo move {move_id} is not in {amount.currency}")
+        owed = _money(move[0]["amount_residual"], amount.currency, "amount_residual")
+        if owed != amount:  # writing off anything else would hide a real difference: a person decides
+            raise StopAndAsk(f"Odoo invoice {move_id} still owes {owed}, Cessio would write off {amount}")
+        receivable = self.execute("account.move.line", "search_read",
+                                  [[["move_id", "=", move_id], ["account_type", "=", "asset_receivable"],
+                                    ["reconciled", "=", False]]], {"fields": ["account_id", "partner_id"]})
+        if len(receivable) != 1:
+            raise StopAndAsk(f"Odoo invoice {move_id} has {len(receivable)} open receivable lines, not one")
+        accounts = self.execute("account.account", "search", [[["code", "=", account_code]]], {"limit": 1})
+        if not accounts:
+            raise ConfigError(f"no account with code {account_code!r}", key=f"sources.{self.name}.writeoff_account")
+        journal_code = self.option("writeoff_journal", "MISC")
+        journals = self.execute("account.journal", "search", [[["code", "=", journal_code]]], {"limit": 1})
+        if not journals:
+            raise ConfigError(f"no journal with code {journal_code!r}", key=f"sources.{self.name}.writeoff_journal")
+        partner = (_m2o(receivable[0]["partner_id"]) or (None, ""))[0]
+        receivable_account = _m2o(receivable[0]["account_id"])[0]
+        label = f"{kind or 'write-off'} {reference}"
+        entry = self.execute("account.move", "create", [{
+            "move_type": "entry", "ref": reference, "journal_id": journals[0], "date": date.isoformat(),
+            "line_ids": [[0, 0, {"account_id": accounts[0], "partner_id": partner, "name": label,
+                                 "debit": str(amount.amount), "credit": "0"}],
+                         [0, 0, {"account_id": receivable_account, "partner_id": partner, "name": label,
+                                 "debit": "0", "credit": str(amount.amount)}]]}])
+        self.execute("account.move", "action_post", [[entry]])
+        credit = self.execute("account.move.line", "search", [[["move_id", "=", entry],
+                                                               ["account_id", "=", receivable_account]]])
+        self.execute("account.move.line", "reconcile", [[receivable[0]["id"], *credit]])
+        return str(entry)
+
+    def reverse_writeback(self, *, source_id: str, erp_id: str, date: dt.date, reference: str,
+                          what: str = "payment") -> str:
+        """Undo what a write-back created (``what``: ``payment`` → ``account.payment`` ``erp_id``; ``writeoff``
+        → the journal entry ``erp_id``): reset to draft (Odoo unreconciles it) and cancel. Cancelled already:
+        nothing to do. Returns ``erp_id``."""
+        model, draft, cancel = (("account.payment", "action_draft", "action_cancel") if what == "payment"
+                                else ("account.move", "button_draft", "button_cancel"))
+        record = self.execute(model, "read", [[int(erp_id)]], {"fields": ["state"]})
+        if not record:
+            raise StopAndAsk(f"Odoo {model} {erp_id} (written back for move {source_id}) does not exist")
+        if record[0]["state"] == "posted":
+            self.execute(model, draft, [[int(erp_id)]])
+            record[0]["state"] = "draft"
+        if record[0]["state"] == "draft":
+            self.execute(model, cancel, [[int(erp_id)]])
+        return str(erp_id)
 
     def close(self) -> None:
         self.client.close()

@@ -6,15 +6,25 @@ with their lines to pay (maturity dates), the customer's identifiers (``eu_vat``
 negative total: it becomes a ``credit_note`` with positive amounts, crediting the invoices its lines
 originate from. A cancelled invoice is a status change, never a new receivable.
 
-Cursor: ``{"write_date": ISO datetime, "id": N}`` — keyset pagination ordered by ``(write_date, id)``;
-a checkpoint after every page. Tryton stamps ``write_date`` when the writing transaction *starts*, so
-each run starts ``overlap_seconds`` before the cursor: a record committed late is still seen, and a
-record read twice is recognised by the store as unchanged.
+Cursor: ``{"write_date": ISO datetime, "id": N, "parties": ISO datetime}`` — keyset pagination ordered
+by ``(write_date, id)``; a checkpoint after every page. Tryton stamps ``write_date`` when the writing
+transaction *starts*, so each run starts ``overlap_seconds`` before the cursor: a record committed late is
+still seen, and a record read twice is recognised by the store as unchanged. ``parties`` is the latest
+write date of customers, identifiers and addresses at the previous read: the posted invoices of customers
+changed since are read again (a new VAT id or address does not move the invoice's own write date).
 
 Writes back (``record_payment``): runs Tryton's own "Pay invoice" wizard (``account.invoice.pay``) with
 the configured payment method, which posts a payment move and reconciles it against the invoice's
 receivable line when it settles the invoice, so Tryton shows it paid. The move's description is the
 caller's reference, looked up before paying: a retry never pays twice.
+
+Writes off (``record_writeoff``): what is left open on the invoice (a bank fee or a discount the debtor
+took) with the "Reconcile Lines" wizard (``account.move.reconcile_lines``) and the configured write-off
+method: Tryton posts a write-off move and reconciles the invoice's lines to pay with its payment lines, so
+the invoice is paid. Reverses (``reverse_writeback``): a payment or write-off move written back earlier, as a
+user undoes one: "Unreconcile Lines" on its reconciled lines, then "Cancel Moves" (a reversal move,
+reconciled with the original), so the invoice is open again. Both use the caller's reference as the new
+move's description and look it up first.
 
 Protocol facts: ``common.db.login`` with ``[login, {"password": ...}, lang]`` returns ``[user_id, session,
 ...]``; calls go to ``POST {url}/{database}/rpc/`` with ``Authorization: Session base64(login:id:session)``.
@@ -124,6 +134,7 @@ class TrytonAdapter(Adapter):
         "password": Key("secret", required=True, help="that user's password"),
         "company": Key("int", help="company id (default: the user's current company)"),
         "payment_method": Key("str", help="name of the invoice payment method used to write payments back"),
+        "writeoff_method": Key("str", help="name of the write-off method used to write fees and discounts off"),
         "page_size": Key("int", 200, help="invoices per request and per committed batch"),
         "overlap_seconds": Key("int", 60, help="re-read window before the cursor (late commits)"),
         "timeout": Key("int", 60, help="seconds to wait for an answer"),
@@ -139,6 +150,7 @@ class TrytonAdapter(Adapter):
         self.client = JsonRpcClient(f"{self.url}/{self.database}/rpc/",
                                     timeout=(5.0, float(self.option("timeout", 60))))
         self._session: str | None = None
+        self._user_id: int | None = None
         self._company: int | None = None
 
     # -- transport ---------------------------------------------------------------------------------
@@ -154,6 +166,7 @@ class TrytonAdapter(Adapter):
         token = base64.b64encode(f"{self.login_name}:{user_id}:{session}".encode()).decode()
         self.client.headers["Authorization"] = f"Session {token}"
         self._session = session
+        self._user_id = int(user_id)
 
     def call(self, method: str, *params: Any) -> Any:
         if self._session is None:
@@ -218,6 +231,8 @@ class TrytonAdapter(Adapter):
     def read(self, cursor: Any) -> ReadStream:
         seller = self.seller()
         ctx = self.context()
+        # taken before the invoices are read: a customer changed during this read is seen by the next one
+        party_mark = self._party_mark(ctx)
         after_date = _parse_dt(cursor["write_date"]) - self.overlap if cursor and cursor.get("write_date") else None
         after_id = 0
         base = [("company", "=", self.company_id()), ("type", "=", "out"),
@@ -230,27 +245,69 @@ class TrytonAdapter(Adapter):
                                [("write_date", "=", after_date), ("id", ">", after_id)]])
             rows = self.call("model.account.invoice.search_read", domain, 0, self.page_size,
                              [["write_date", "ASC"], ["id", "ASC"]], INVOICE_FIELDS, ctx)
-            credited = self._credited_numbers(rows, ctx)
-            for row in rows:
-                location = f"{self.name}:{row['id']}"
-                if row.get("state") == "cancelled":
-                    yield StatusChange(str(row["id"]), "cancelled", {"number": row.get("number")})
-                    continue
-                try:
-                    yield invoice_from_tryton(row, seller=seller, source=self.name,
-                                              credited_numbers=credited.get(row["id"], ()))
-                except Quarantine as exc:
-                    yield Rejected(location, exc.located(f"tryton account.invoice,{row['id']} "
-                                                         f"({row.get('number')})"))
-                except ValueError as exc:
-                    yield Rejected(location, Quarantine(str(exc), source=f"tryton account.invoice,{row['id']}",
-                                                        rule="tryton.model"))
+            yield from self._items(rows, seller, ctx)
             if rows:
                 after_date, after_id = rows[-1]["write_date"], rows[-1]["id"]
-                last = {"write_date": after_date.isoformat(), "id": after_id}
+                last = {**(last or {}), "write_date": after_date.isoformat(), "id": after_id}
                 yield Checkpoint(last)
             if len(rows) < self.page_size:
-                return last
+                break
+        # A change of the customer alone (its VAT id, its address) leaves the invoice's write_date where it was:
+        # the posted invoices of customers changed since the last read are read again (the store keeps what did
+        # not change). The first read, or a cursor from before this pass existed, only sets the mark.
+        since = cursor.get("parties") if cursor else None
+        if since:
+            changed = self._changed_parties(_parse_dt(since) - self.overlap, ctx)
+            after_id = 0
+            while changed:
+                rows = self.call("model.account.invoice.search_read",
+                                 [*base[:2], ("state", "in", ["posted", "paid"]), ("party", "in", changed),
+                                  ("id", ">", after_id)], 0, self.page_size, [["id", "ASC"]], INVOICE_FIELDS, ctx)
+                yield from self._items(rows, seller, ctx)
+                if len(rows) < self.page_size:
+                    break
+                after_id = rows[-1]["id"]
+        if party_mark is not None and (last or {}).get("parties") != party_mark:
+            last = {**(last or {}), "parties": party_mark}
+            yield Checkpoint(last)
+        return last
+
+    def _items(self, rows: list[dict[str, Any]], seller: Party, ctx: dict[str, Any]) -> ReadStream:
+        """Read items of one page of ``account.invoice`` rows (a cancelled invoice is a status change)."""
+        credited = self._credited_numbers(rows, ctx)
+        for row in rows:
+            location = f"{self.name}:{row['id']}"
+            if row.get("state") == "cancelled":
+                yield StatusChange(str(row["id"]), "cancelled", {"number": row.get("number")})
+                continue
+            try:
+                yield invoice_from_tryton(row, seller=seller, source=self.name,
+                                          credited_numbers=credited.get(row["id"], ()))
+            except Quarantine as exc:
+                yield Rejected(location, exc.located(f"tryton account.invoice,{row['id']} ({row.get('number')})"))
+            except ValueError as exc:
+                yield Rejected(location, Quarantine(str(exc), source=f"tryton account.invoice,{row['id']}",
+                                                    rule="tryton.model"))
+
+    # a customer's name lives on party.party, its VAT/SIREN on party.identifier, its address on party.address:
+    # each is a record of its own, written alone when edited alone
+    PARTY_MODELS = (("party.party", "id"), ("party.identifier", "party"), ("party.address", "party"))
+
+    def _party_mark(self, ctx: dict[str, Any]) -> str | None:
+        """The latest write date over customers, their identifiers and addresses (server time), if any."""
+        marks = []
+        for model, _ in self.PARTY_MODELS:
+            rows = self.call(f"model.{model}.search_read", [("write_date", "!=", None)], 0, 1,
+                             [["write_date", "DESC"]], ["write_date"], ctx)
+            marks += [row["write_date"] for row in rows if row.get("write_date")]
+        return max(marks).isoformat() if marks else None
+
+    def _changed_parties(self, since: dt.datetime, ctx: dict[str, Any]) -> list[int]:
+        ids: set[int] = set()
+        for model, field in self.PARTY_MODELS:
+            rows = self.call(f"model.{model}.search_read", [("write_date", ">", since)], 0, None, None, [field], ctx)
+            ids.update(int(row[field]) for row in rows if row.get(field))
+        return sorted(ids)
 
     def _credited_numbers(self, rows: list[dict[str, Any]], ctx: dict[str, Any]) -> dict[int, tuple[str, ...]]:
         """Credit note id -> numbers of the invoices its lines originate from (one call per page)."""
@@ -319,6 +376,122 @@ class TrytonAdapter(Adapter):
                           [("origin", "=", f"account.invoice,{invoice_id}"), ("description", "=", reference)],
                           0, 1, None, self.context())
         return str(found[0]) if found else None
+
+    def find_move(self, reference: str, *domain: Any) -> str | None:
+        """The id of the move a write-back created with ``reference`` as its description, if any."""
+        found = self.call("model.account.move.search", [("description", "=", reference), *domain], 0, 1, None,
+                          self.context())
+        return str(found[0]) if found else None
+
+    def record_writeoff(self, *, source_id: str, amount: Money, date: dt.date, reference: str,
+                        kind: str | None = None) -> str:
+        """Write off ``amount``, which must be exactly what invoice ``source_id`` still owes in Tryton (the
+        receipt was written back first); idempotent by ``reference``. Returns the write-off move's id."""
+        method_name = self.option("writeoff_method")
+        if not method_name:
+            raise ConfigError("set writeoff_method to write fees and discounts off",
+                              key=f"sources.{self.name}.writeoff_method")
+        self._login()  # wizards want a fresh session
+        ctx = self.context()
+        invoice_id = int(source_id)
+        # the write-off move has no origin: it is found through its line reconciled with the invoice's lines
+        on_invoice = ("lines.reconciliation.lines.move.origin", "=", f"account.invoice,{invoice_id}")
+        existing = self.find_move(reference, on_invoice)
+        if existing is not None:
+            return existing
+        rows = self.call("model.account.invoice.read", [invoice_id],
+                         ["state", "currency.code", "amount_to_pay", "lines_to_pay.reconciliation",
+                          "payment_lines.reconciliation"], ctx)
+        if not rows:
+            raise StopAndAsk(f"Tryton invoice {invoice_id} does not exist")
+        invoice = rows[0]
+        if (invoice.get("currency.") or {}).get("code") != amount.currency:
+            raise StopAndAsk(f"Tryton invoice {invoice_id} is not in {amount.currency}")
+        if invoice["state"] != "posted":
+            raise StopAndAsk(f"Tryton invoice {invoice_id} is {invoice['state']}, not posted: nothing to write off")
+        owed = Money.of(invoice["amount_to_pay"], amount.currency)
+        if owed != amount:
+            # writing off anything else would hide a real difference: a person decides
+            raise StopAndAsk(f"Tryton invoice {invoice_id} still owes {owed}, Cessio would write off {amount}")
+        lines = [line["id"] for name in ("lines_to_pay.", "payment_lines.") for line in invoice.get(name) or []
+                 if not line.get("reconciliation")]
+        methods = self.call("model.account.move.reconcile.write_off.search", [("name", "=", method_name)], 0, 1,
+                            None, ctx)
+        if not methods:
+            raise ConfigError(f"no write-off method named {method_name!r}",
+                              key=f"sources.{self.name}.writeoff_method")
+        wizard_ctx = {**ctx, "active_model": "account.move.line", "active_id": lines[0], "active_ids": lines}
+        session_id, start_state, _end = self.call("wizard.account.move.reconcile_lines.create", wizard_ctx)
+        try:
+            view = self.call("wizard.account.move.reconcile_lines.execute", session_id, {}, start_state, wizard_ctx)
+            form = _form(view["view"]["defaults"])
+            if Money.of(form.get("amount") or Decimal(0), amount.currency) != amount:
+                raise StopAndAsk(f"Tryton would write off {form.get('amount')} on invoice {invoice_id}, not {amount}")
+            form.update({"writeoff": methods[0], "date": date, "description": reference})
+            self.call("wizard.account.move.reconcile_lines.execute", session_id, {"writeoff": form}, "reconcile",
+                      wizard_ctx)
+        finally:
+            self.call("wizard.account.move.reconcile_lines.delete", session_id, wizard_ctx)
+        created = self.find_move(reference, on_invoice)
+        if created is None:
+            raise StopAndAsk(f"Tryton accepted the write-off of invoice {invoice_id} but no move {reference!r} exists")
+        return created
+
+    def reverse_writeback(self, *, source_id: str, erp_id: str, date: dt.date, reference: str,
+                          what: str = "payment") -> str:
+        """Undo move ``erp_id`` (a payment or write-off written back earlier to invoice ``source_id``):
+        unreconcile its lines, then cancel it with a reversal move whose description is ``reference``
+        (looked up first). Tryton dates the reversal like the move it cancels (or today in a closed period).
+        ``what`` (payment or writeoff) changes nothing here: both are moves. Returns the reversal move's id."""
+        self._login()
+        ctx = self.context()
+        move_id = int(erp_id)
+        existing = self.find_move(reference, ("origin", "=", f"account.move,{move_id}"))
+        if existing is not None:
+            return existing
+        moves = self.call("model.account.move.read", [move_id], ["state", "lines.reconciliation"], ctx)
+        if not moves:
+            raise StopAndAsk(f"Tryton move {move_id} (written back for invoice {source_id}) does not exist")
+        reconciled = [line["id"] for line in moves[0].get("lines.") or [] if line.get("reconciliation")]
+        if reconciled:
+            line_ctx = {**ctx, "active_model": "account.move.line", "active_id": reconciled[0],
+                        "active_ids": reconciled}
+            # undoing a write-off is the point here: confirm Tryton's "this deletes a write-off" warning
+            self._run_wizard("account.move.unreconcile_lines", line_ctx, confirm=(".delete.write-off",))
+        move_ctx = {**ctx, "active_model": "account.move", "active_id": move_id, "active_ids": [move_id]}
+        # a payment move has the invoice as origin: Tryton warns that cancelling it reconciles its lines, which
+        # is what undoing a payment is (the invoice, unreconciled above, owes the amount again)
+        self._run_wizard("account.move.cancel", move_ctx, form={"description": reference, "reversal": True},
+                         then="cancel", confirm=(".cancel_invoice_move",))
+        created = self.find_move(reference, ("origin", "=", f"account.move,{move_id}"))
+        if created is None:
+            raise StopAndAsk(f"Tryton accepted the cancel of move {move_id} but no move {reference!r} exists")
+        return created
+
+    def _run_wizard(self, name: str, ctx: dict[str, Any], *, form: dict[str, Any] | None = None,
+                    then: str | None = None, confirm: tuple[str, ...] = ()) -> None:
+        """Run wizard ``name``: from its start state, or with ``form`` as its start view's values and the
+        button leading to state ``then`` ("Cancel Moves": a description, then "cancel").
+
+        Tryton asks a user to confirm some steps with a ``UserWarning`` naming a key; the client confirms by
+        creating a ``res.user.warning`` for that key and calling again. Cessio does the same, only for the
+        warnings listed in ``confirm`` (what the caller means to do anyway), so any other stays a stop."""
+        for attempt in range(2):
+            session_id, start_state, _end = self.call(f"wizard.{name}.create", ctx)
+            try:
+                if then is None:
+                    self.call(f"wizard.{name}.execute", session_id, {}, start_state, ctx)
+                else:
+                    self.call(f"wizard.{name}.execute", session_id, {start_state: form or {}}, then, ctx)
+                return
+            except RpcFault as exc:
+                key = str(exc).removeprefix("UserWarning: ")
+                if attempt or exc.kind != "UserWarning" or not key.endswith(confirm) or not confirm:
+                    raise
+                self.call("model.res.user.warning.create", [{"user": self._user_id, "name": key, "always": False}],
+                          ctx)
+            finally:
+                self.call(f"wizard.{name}.delete", session_id, ctx)
 
     def close(self) -> None:
         self.client.close()

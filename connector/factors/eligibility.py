@@ -9,6 +9,12 @@ Credit notes are netted against their debtor: a credit note that names the invoi
 debtor reduces the debtor's exposure headroom and the concentration computation. Credit notes are never
 financed themselves; the engine notifies them to the factor.
 
+The ERP's own status is a fact like any other: an invoice the ERP reports paid, cancelled or credited has no
+receivable left to sell (``ERP_PAID``, ``ERP_CANCELLED``, ``ERP_CREDITED``); one it reports partly paid is
+declined too (``PARTLY_PAID``, see :func:`_erp_reasons` for why). The caller passes the status the store
+holds now (``Candidate.erp_status``): the invoice document's own copy is the one of its last *version*, and
+a status-only change (a CSV export flipping ``open`` to ``paid``) makes no new version.
+
 Concentration applies once the portfolio (after this invoice) reaches ``concentration_floor``: with a
 handful of invoices any one debtor is "100 %" of the book, which no factor means by the rule.
 """
@@ -46,7 +52,13 @@ REASONS: dict[str, str] = {
     "BELOW_MINIMUM": "the amount is below the factor's minimum",
     "INTRA_GROUP": "the debtor belongs to the seller's own group",
     "NOT_AN_INVOICE": "credit notes are netted and notified, never financed",
+    "ERP_PAID": "the ERP reports the invoice paid: there is no receivable left to assign",
+    "ERP_CANCELLED": "the ERP reports the invoice cancelled",
+    "ERP_CREDITED": "the ERP reports the invoice credited in full",
+    "PARTLY_PAID": "the ERP reports a partial payment: a factor buys the whole receivable, not what is left of it",
 }
+# ERP statuses that close the receivable (a later pull that says "open" again re-opens the question)
+ERP_CLOSED: dict[str, str] = {"paid": "ERP_PAID", "cancelled": "ERP_CANCELLED", "credited": "ERP_CREDITED"}
 
 
 @dataclass(frozen=True)
@@ -74,6 +86,11 @@ class Candidate:
     disputed: bool = False
     assigned: bool = False          # a live assignment exists (to any factor)
     credited: Money | None = None   # credit notes that name this invoice
+    erp_status: str | None = None   # the status the store holds now; None: the document's own
+
+    @property
+    def current_erp_status(self) -> str | None:
+        return self.erp_status if self.erp_status is not None else self.invoice.erp_status
 
 
 @dataclass
@@ -124,6 +141,24 @@ def _intra_group(invoice: Invoice, group: Iterable[str]) -> bool:
     return bool(ids & set(group))
 
 
+def _erp_reasons(status: str | None) -> list[Reason]:
+    """Reasons the ERP's status gives by itself.
+
+    ``partially_paid`` is declined rather than financed for its open balance: an assignment (cession de
+    créance, subrogation) transfers the receivable *as invoiced* and the debtor is notified of that amount;
+    part of it already settled to the seller means the factor would buy a claim whose face value is wrong,
+    and a debtor paying only part is the first sign of a dispute or a set-off. Factoring contracts commonly
+    exclude such invoices, so Cessio does not offer them. (For Tryton and Odoo ``amount_due`` is the open balance,
+    so financing the remainder would be possible; it is a policy choice, kept out until a factor asks.)
+    ``partially_credited`` is not declined here: the credit note naming the invoice is netted (``credited``).
+    """
+    if status in ERP_CLOSED:
+        return [_reason(ERP_CLOSED[status])]
+    if status == "partially_paid":
+        return [_reason("PARTLY_PAID")]
+    return []
+
+
 def decide(candidate: Candidate, limit: DebtorLimit | None, portfolio: Portfolio, profile: FactorProfile,
            today: dt.date) -> Decision:
     """Check every rule; the invoice is eligible only when no reason is found."""
@@ -135,6 +170,8 @@ def decide(candidate: Candidate, limit: DebtorLimit | None, portfolio: Portfolio
         amount = amount - candidate.credited
     if invoice.is_credit_note:
         return Decision(invoice.invoice_key, False, (_reason("NOT_AN_INVOICE"),), amount)
+    erp_reasons = _erp_reasons(candidate.current_erp_status)
+    reasons += erp_reasons
     debtor = invoice.buyer
     if not debtor.identified:
         reasons.append(_reason("DEBTOR_UNIDENTIFIED"))
@@ -166,7 +203,8 @@ def decide(candidate: Candidate, limit: DebtorLimit | None, portfolio: Portfolio
     if candidate.assigned:
         reasons.append(_reason("ALREADY_ASSIGNED"))
     if not amount > Money.zero(currency):
-        reasons.append(_reason("FULLY_CREDITED"))
+        if not erp_reasons:  # a paid or cancelled invoice owes nothing: that is its reason, not a credit note
+            reasons.append(_reason("FULLY_CREDITED"))
     elif amount < Money.of(profile.min_amount, currency, rounding="ROUND_HALF_EVEN"):
         reasons.append(_reason("BELOW_MINIMUM", f"{amount} < {profile.min_amount}"))
 

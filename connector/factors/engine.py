@@ -51,9 +51,11 @@ class AssignReport:
     credit_notes: int = 0
     limits_requested: int = 0
     held: list[str] = field(default_factory=list)
+    held_settled: list[str] = field(default_factory=list)  # claimed, then paid/cancelled in the ERP: not sent
     sending: dict[str, int] = field(default_factory=dict)
     outbox: dict[str, int] = field(default_factory=dict)
     changed_after_sent: list[str] = field(default_factory=list)
+    erp_settled: list[str] = field(default_factory=list)  # assigned, then paid/cancelled in the ERP: tell the factor
     after_cutoff: str | None = None  # "16:00" when run after the factor's last cut-off of the day
 
 
@@ -76,6 +78,8 @@ def gather(store: Any, profile: FactorProfile) -> tuple[list[tuple[dict, Candida
     portfolio = Portfolio()
     notes = []
     for row in store.open_credit_note_rows():
+        if row["erp_status"] == "cancelled":
+            continue  # a cancelled credit note reduces nothing
         note = store.get_invoice(row["id"])
         notes.append((row, note))
         targets = [numbers.get((note.seller.key, note.buyer.key, ref.strip())) for ref in note.preceding_invoices]
@@ -88,8 +92,10 @@ def gather(store: Any, profile: FactorProfile) -> tuple[list[tuple[dict, Candida
     for row in store.factor_exposure_rows(profile.name):
         portfolio.exposure[(row["buyer_key"], row["currency"])] = Money.from_minor(row["amount_minor"],
                                                                                    row["currency"])
+    # the status column, not the document: a status-only change (paid in a later export) makes no new version
     candidates = [(row, Candidate(inv, disputed=bool(row["disputed"]), assigned=bool(row["assigned"]),
-                                  credited=credited.get(inv.invoice_key))) for row, inv in invoices]
+                                  credited=credited.get(inv.invoice_key), erp_status=row["erp_status"]))
+                  for row, inv in invoices]
     return candidates, portfolio, notes
 
 
@@ -125,6 +131,8 @@ def decide_and_claim(store: Any, profile: FactorProfile, *, today: dt.date | Non
     if not dry_run:
         with store.transaction():
             report.held = store.hold_changed_claims(profile.name)
+            report.held_settled = store.hold_erp_settled_claims(profile.name)
+    report.erp_settled = surface_erp_settled(store, profile, record=not dry_run)
     candidates, portfolio, notes = gather(store, profile)
     if not dry_run and channel is not None:
         report.limits_requested = sync_limits(store, profile, channel, candidates)
@@ -164,6 +172,34 @@ def decide_and_claim(store: Any, profile: FactorProfile, *, today: dt.date | Non
                                     currency=note.currency, payload=item_payload(note, note.amount_due, key))
             report.credit_notes += 1
     return report
+
+
+def erp_settled_action(status: str, mode: str) -> str:
+    """What the factor must be told about an invoice it holds that the ERP reports ``status``."""
+    if status == "cancelled":
+        return "ask the factor to cancel the assignment (or notify a credit note)"
+    if mode == "confidential":
+        return "report the collection to the factor (the debtor paid the company, as agreed)"
+    return "indirect payment: the debtor paid the company, not the factor; pass the money on and report it"
+
+
+def surface_erp_settled(store: Any, profile: FactorProfile, *, record: bool = True) -> list[str]:
+    """Invoices assigned to ``profile`` that the ERP later reported paid, partly paid or cancelled: one line
+    each for the report, and (``record``) one audit row per assignment and status, written once."""
+    rows = store.erp_settled_assignments(profile.name)
+    if record and any(not row["flagged"] for row in rows):
+        with store.transaction():
+            for row in rows:
+                if not row["flagged"]:
+                    store.flag_erp_settled_assignment(profile.name, row,
+                                                      erp_settled_action(row["erp_status"], profile.mode))
+    lines = []
+    for row in rows:
+        text = f"{row['number']} ({row['erp_status']}, assignment {row['state']}): " \
+               f"{erp_settled_action(row['erp_status'], profile.mode)}"
+        log.warning("factor %s holds invoice %s", profile.name, text)
+        lines.append(text)
+    return lines
 
 
 def run_assign(store: Any, config: Any, *, factor: str | None = None, dry_run: bool = False,
@@ -221,8 +257,15 @@ def render_report(report: AssignReport, *, dry_run: bool) -> list[str]:
                      f"limits requested: {report.limits_requested}")
         if report.held:
             lines.append(f"  HOLD (invoice changed after its claim): {', '.join(report.held)}")
+        if report.held_settled:
+            lines.append("  HOLD (the ERP reports it paid or cancelled after its claim; not sent): "
+                         + ", ".join(report.held_settled))
     if report.changed_after_sent:
         lines.append("  CHANGED AFTER SENT (the factor holds the older version; credit, cancel or re-assign): "
                      + ", ".join(report.changed_after_sent))
+    if report.erp_settled:
+        lines.append("  SETTLED IN THE ERP AFTER ASSIGNMENT (the factor must be told):")
+        lines += [f"    - {text}" for text in report.erp_settled]
+    if not dry_run:
         lines.append(f"  sending: {report.sending or 'nothing to send'}; outbox now: {report.outbox}")
     return lines

@@ -5,7 +5,10 @@ Reads: decided allocations (``auto``/``manual``) and the unapplied cash of decid
 back after posting, factor events, the ``[ledger]`` config (accounts default to the French chart).
 Writes: ``ledger_entries`` (append-only: a correction is a reversing entry, never an edit), one audited
 piece per allocation or event, each balanced or refused; ERP payments through the source adapter's
-``record_payment`` hook (``connector.pull.record_payment_in_erp``: intent first, idempotent by reference).
+``record_payment`` hook (``connector.pull.record_payment_in_erp``: intent first, idempotent by reference);
+then, once a receipt's payment is in the ERP, its write-off (``record_writeoff``: the bank fee or discount
+the piece wrote off) and, when the piece was reversed, the undoing of what was written back
+(``reverse_writeback``), each idempotent by its own reference (see :func:`_write_back_followups`).
 
 Entries (debit / credit):
 
@@ -28,6 +31,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import logging
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import IO, Any
@@ -72,6 +76,8 @@ class LedgerResult:
     factor_posted: int = 0
     not_posted: dict[str, int] = field(default_factory=dict)
     written_back: int = 0
+    written_off: int = 0         # write-offs recorded in the ERP
+    reversed_in_erp: int = 0     # payments or write-offs undone in the ERP after their piece was reversed
     write_back_errors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -80,9 +86,21 @@ class LedgerResult:
     def text(self) -> str:
         out = (f"ledger: {self.posted} receipt(s) posted, {self.reversed} reversal(s), {self.factor_posted} factor "
                f"movement(s) posted, {self.written_back} payment(s) written back to the ERP")
+        if self.written_off or self.reversed_in_erp:
+            out += f", {self.written_off} write-off(s) and {self.reversed_in_erp} reversal(s) written back"
         if self.not_posted:
             out += "; without a posting rule: " + ", ".join(f"{k} {v}" for k, v in sorted(self.not_posted.items()))
         return out + "".join(f"\n  write-back failed: {e}" for e in self.write_back_errors)
+
+
+_PAYMENT_REFERENCE = re.compile(r"cessio-allocation-(\d+)(?:\.(\d+))?")
+
+
+def payment_reference(allocation_id: int, round_no: int = 1) -> str:
+    """The ERP reference of the receipt posted as piece ``A<id>.<round>``. A receipt reversed then posted
+    again is a new payment in the ERP (the first was undone there), so later rounds get their own reference;
+    the first keeps the form written back before rounds were told apart."""
+    return f"cessio-allocation-{allocation_id}" + ("" if round_no == 1 else f".{round_no}")
 
 
 def accounts(config: Any) -> dict[str, str]:
@@ -129,7 +147,8 @@ def post_ledger(store: Any, config: Any, *, adapters: dict[str, Any] | None = No
     result = LedgerResult()
     new_receipts: list[dict[str, Any]] = []
     with store.transaction():
-        for allocation in store.ledger_allocations_to_post(bank_journal):
+        allocations = store.ledger_allocations_to_post(bank_journal)
+        for allocation in allocations:
             decided = allocation["active"] and (allocation["status"] in ("auto", "manual") or (
                 allocation["status"] == "unmatched" and allocation["rule"] == "unapplied_cash"))
             if allocation["status"] == "unmatched" and store.statement_line(allocation["line_id"])["match_status"] \
@@ -153,7 +172,7 @@ def post_ledger(store: Any, config: Any, *, adapters: dict[str, Any] | None = No
                                         allocation["currency"], lines)
                 result.posted += 1
                 if allocation["invoice_id"] is not None:
-                    new_receipts.append(allocation)
+                    new_receipts.append({**allocation, "round": round_no})
             elif not decided and is_open:
                 original = store.ledger_piece(bank_journal, f"A{allocation['id']}.{last}")
                 lines, reverses = _reversal(original)
@@ -181,46 +200,130 @@ def post_ledger(store: Any, config: Any, *, adapters: dict[str, Any] | None = No
                           "invoice_id": event["invoice_id"] if credit == "customers" else None})
             store.ledger_post_piece(factor_journal, piece, event["occurred_on"], event["currency"], lines)
             result.factor_posted += 1
-    if new_receipts and (config is None or config.section("ledger").get("write_back", True)):
-        _write_back(store, config, new_receipts, result, given=adapters)
+    if config is None or config.section("ledger").get("write_back", True):
+        kinds = {a["id"]: a["writeoff_kind"] for a in allocations if a["writeoff_minor"] and a["amount_minor"] > 0}
+        _write_back(store, config, new_receipts, result, given=adapters, writeoffs=kinds, journal=bank_journal,
+                    bank_account=acc["bank"])
     return result
 
 
 def _write_back(store: Any, config: Any, receipts: list[dict[str, Any]], result: LedgerResult, *,
-                given: dict[str, Any] | None = None) -> None:
-    """Record each new receipt in the ERP its invoice came from, when that source supports it."""
+                given: dict[str, Any] | None = None, writeoffs: dict[int, str | None] | None = None,
+                journal: str = "BQ", bank_account: str = DEFAULTS["bank"]) -> None:
+    """Record each new receipt in the ERP its invoice came from, when that source supports it; then the
+    write-offs and reversals that follow receipts already in the ERP (:func:`_write_back_followups`)."""
     sources = dict(config.sources or {}) if config is not None else {}
     adapters: dict[str, Any] = dict(given or {})
     for name in adapters:
         sources.setdefault(name, {"enabled": True})
-    for allocation in receipts:
-        source = allocation["source"]
-        if source not in sources or not allocation["source_id"] or not sources[source].get("enabled", True):
-            continue
-        try:
-            if source not in adapters:
-                from connector.pull import build_adapter
 
-                adapters[source] = build_adapter(source, sources[source], config.section("company"))
-            adapter = adapters[source]
-            if not adapter.supports_write_back:
+    def adapter_of(source: str) -> Any:
+        if source not in adapters:
+            from connector.pull import build_adapter
+
+            adapters[source] = build_adapter(source, sources[source], config.section("company"))
+        return adapters[source]
+
+    try:
+        for allocation in receipts:
+            source = allocation["source"]
+            if source not in sources or not allocation["source_id"] or not sources[source].get("enabled", True):
                 continue
-            from connector.pull import record_payment_in_erp
+            try:
+                adapter = adapter_of(source)
+                if not adapter.supports_write_back:
+                    continue
+                from connector.pull import record_payment_in_erp
 
-            currency = allocation["invoice_currency"] or allocation["currency"]
-            amount = Money.from_minor(abs(allocation["invoice_amount_minor"] or allocation["amount_minor"]), currency)
-            if allocation["invoice_kind"] == "credit_note":
-                continue  # the ERP nets the credit note itself when the invoice is paid
-            record_payment_in_erp(store, adapter, invoice_id=allocation["invoice_id"], amount=amount,
-                                  date=dt.date.fromisoformat(allocation["booking_date"]),
-                                  reference=f"cessio-allocation-{allocation['id']}")
-            result.written_back += 1
-        except CessioError as exc:  # retried at the next posting run (the intent row stays pending)
-            result.write_back_errors.append(f"allocation {allocation['id']} ({allocation['invoice_number']}): {exc}")
-            log.warning("write-back of allocation %s failed: %s", allocation["id"], exc)
-    for name, adapter in adapters.items():
-        if name not in (given or {}):
-            adapter.close()
+                currency = allocation["invoice_currency"] or allocation["currency"]
+                amount = Money.from_minor(abs(allocation["invoice_amount_minor"] or allocation["amount_minor"]),
+                                          currency)
+                if allocation["invoice_kind"] == "credit_note":
+                    continue  # the ERP nets the credit note itself when the invoice is paid
+                record_payment_in_erp(store, adapter, invoice_id=allocation["invoice_id"], amount=amount,
+                                      date=dt.date.fromisoformat(allocation["booking_date"]),
+                                      reference=payment_reference(allocation["id"], allocation.get("round", 1)))
+                result.written_back += 1
+            except CessioError as exc:  # retried at the next posting run (the intent row stays pending)
+                result.write_back_errors.append(f"allocation {allocation['id']} ({allocation['invoice_number']}): "
+                                                f"{exc}")
+                log.warning("write-back of allocation %s failed: %s", allocation["id"], exc)
+        _write_back_followups(store, result, writeoffs or {}, journal, bank_account,
+                              lambda source: adapter_of(source) if source in sources
+                              and sources[source].get("enabled", True) else None)
+    finally:
+        for name, adapter in adapters.items():
+            if name not in (given or {}):
+                adapter.close()
+
+
+def _write_back_followups(store: Any, result: LedgerResult, writeoffs: dict[int, str | None], journal: str,
+                          bank_account: str, adapter_of: Any) -> None:
+    """What follows a receipt already written back to the ERP (its payment row is ``done``):
+
+    - its piece wrote off a bank fee or a discount (``writeoffs``: allocation id → kind): the same amount is
+      written off on the invoice in the ERP (``cessio-writeoff-<id>``), so the ERP shows it settled too;
+    - its piece was reversed (the match was taken back, the payment returned): what was written back for it
+      (the payment, and the write-off if any, newest first) is undone in the ERP (``<reference>-reversal``).
+
+    The ledger pieces are the intents (append-only, committed first) and every adapter call looks its
+    reference up before creating anything, so a crash anywhere repeats nothing; a failure is reported and
+    tried again at the next posting run. Sources whose adapter lacks the hook are left alone.
+    """
+    rows = store.writebacks()
+    by_reference = {row["reference"]: row for row in rows}
+    due: list[tuple[str, dict[str, Any], str, int, str | None]] = []  # kind, row, reference, amount, wo kind
+    for row in rows:
+        match = _PAYMENT_REFERENCE.fullmatch(row["reference"])
+        if match is None or row["state"] != "done":
+            continue
+        allocation_id, round_no = int(match[1]), int(match[2] or 1)
+        piece = f"A{allocation_id}.{round_no}"
+        writeoff_reference = "cessio-writeoff-" + row["reference"].removeprefix("cessio-allocation-")
+        if store.ledger_piece_exists(journal, piece + "R"):
+            for original in (by_reference.get(writeoff_reference), row):  # newest first
+                if original is not None and original["state"] == "done" \
+                        and f"{original['reference']}-reversal" not in by_reference:
+                    due.append(("reversal", original, f"{original['reference']}-reversal", original["amount_minor"],
+                                None))
+        elif allocation_id in writeoffs and writeoff_reference not in by_reference:
+            lines = store.ledger_piece(journal, piece)
+            if not lines:
+                continue
+            amount = sum(line["debit_minor"] for line in lines if line["account"] != bank_account)
+            if lines[0]["currency"] != row["currency"]:
+                result.write_back_errors.append(f"allocation {allocation_id}: the write-off is in "
+                                                f"{lines[0]['currency']}, the invoice in {row['currency']}; "
+                                                "write it off in the ERP by hand")
+                continue
+            if amount:
+                due.append(("writeoff", row, writeoff_reference, amount, writeoffs[allocation_id]))
+    for kind, row, reference, amount_minor, writeoff_kind in due:
+        try:
+            adapter = adapter_of(row["source"])
+            hook = getattr(adapter, "record_writeoff" if kind == "writeoff" else "reverse_writeback", None)
+            if adapter is None or not adapter.supports_write_back or hook is None:
+                continue
+            if kind == "writeoff":
+                date = row["payment_date"]
+                erp_id = hook(source_id=row["source_id"], amount=Money.from_minor(amount_minor, row["currency"]),
+                              date=dt.date.fromisoformat(date), reference=reference, kind=writeoff_kind)
+            else:
+                date = today().isoformat()
+                what = "writeoff" if row["reference"].startswith("cessio-writeoff-") else "payment"
+                erp_id = hook(source_id=row["source_id"], erp_id=row["erp_id"], date=today(), reference=reference,
+                              what=what)
+            with store.transaction():
+                store.writeback_followup_done(row["source"], reference, kind=kind, invoice_id=row["invoice_id"],
+                                              source_id=row["source_id"], amount_minor=amount_minor,
+                                              currency=row["currency"], date=date, erp_id=str(erp_id))
+            if kind == "writeoff":
+                result.written_off += 1
+            else:
+                result.reversed_in_erp += 1
+        except CessioError as exc:
+            result.write_back_errors.append(f"{kind} {reference}: {exc}")
+            log.warning("write-back of %s %s failed: %s", kind, reference, exc)
 
 
 # -- exports ---------------------------------------------------------------------------------------------

@@ -18,6 +18,9 @@ from connector.model import FinancingState, canonical_json
 
 LIVE_ROW_STATES = ("pending", "unknown")          # still to deliver
 DONE_INVOICE_STATES = ("collected", "charged_back", "released", "cancelled", "declined")
+# ERP statuses that stop a claim and that a factor holding the invoice must hear of. "credited" is not here:
+# the credit note itself is notified to the factor as an item of its own (connector.factors.engine).
+ERP_SETTLED_STATUSES = ("paid", "partially_paid", "cancelled")
 
 
 def _later(seconds: float) -> str:
@@ -137,6 +140,48 @@ class AssignmentsMixin:
                        {"invoice_key": row["invoice_key"], "claimed_version": row["invoice_version"],
                         "current_version": row["current_version"], "reason": "invoice changed after claim"})
         return [r["invoice_key"] for r in rows]
+
+    def hold_erp_settled_claims(self, factor: str) -> list[str]:
+        """Claims not yet batched whose invoice the ERP now reports paid, partly paid or cancelled: a status
+        alone makes no new invoice version, so :meth:`hold_changed_claims` does not see it; sending would
+        sell the factor a receivable that no longer exists. Held for a person, audited."""
+        self.require_transaction("hold_erp_settled_claims()")
+        marks = ", ".join("?" for _ in ERP_SETTLED_STATUSES)
+        rows = self._all("SELECT a.id, a.invoice_key, i.erp_status FROM assignments a JOIN invoices i "
+                         "ON i.id = a.invoice_id WHERE a.factor = ? AND a.kind = 'assignment' AND a.state = 'pending' "
+                         f"AND a.batch_id IS NULL AND a.attempts = 0 AND i.erp_status IN ({marks})",
+                         (factor, *ERP_SETTLED_STATUSES))
+        for row in rows:
+            self._execute("UPDATE assignments SET state = 'hold', last_error = ?, updated_at = ? WHERE id = ?",
+                          (f"the ERP reports the invoice {row['erp_status']} after the claim", utc_iso(), row["id"]))
+            self.audit("assignment.hold", f"assignment:{row['id']}",
+                       {"invoice_key": row["invoice_key"], "erp_status": row["erp_status"],
+                        "reason": "ERP status after claim"})
+        return [r["invoice_key"] for r in rows]
+
+    def erp_settled_assignments(self, factor: str) -> list[dict[str, Any]]:
+        """Invoices this factor holds (or may hold) that the ERP now reports paid, partly paid or cancelled,
+        and not yet closed by the factor's own events (a collection, a release...). ``flagged`` tells whether
+        :meth:`flag_erp_settled_assignment` already recorded this status for the assignment."""
+        done = ", ".join("?" for _ in DONE_INVOICE_STATES)
+        settled = ", ".join("?" for _ in ERP_SETTLED_STATUSES)
+        return [dict(r) for r in self._all(
+            "SELECT a.id AS assignment_id, a.invoice_key, a.state, a.remote_id, a.amount_minor, a.currency, "
+            "i.id AS invoice_id, i.number, i.erp_status, i.amount_due_minor, i.financing_state, "
+            "EXISTS (SELECT 1 FROM audit WHERE entity = 'assignment:' || a.id AND event = 'assignment.erp_settled' "
+            "AND json_extract(payload, '$.erp_status') = i.erp_status) AS flagged "
+            "FROM assignments a JOIN invoices i ON i.id = a.invoice_id WHERE a.factor = ? AND a.kind = 'assignment' "
+            "AND a.state NOT IN ('declined', 'cancelled', 'rejected', 'hold') "
+            f"AND i.financing_state NOT IN ({done}) AND i.erp_status IN ({settled}) ORDER BY a.id",
+            (factor, *DONE_INVOICE_STATES, *ERP_SETTLED_STATUSES))]
+
+    def flag_erp_settled_assignment(self, factor: str, row: dict[str, Any], action: str) -> None:
+        """Audit, once per assignment and ERP status, that the factor must be told (``action`` says how)."""
+        self.require_transaction("flag_erp_settled_assignment()")
+        self.audit("assignment.erp_settled", f"assignment:{row['assignment_id']}",
+                   {"factor": factor, "invoice_key": row["invoice_key"], "erp_status": row["erp_status"],
+                    "assignment_state": row["state"], "amount_due_minor": row["amount_due_minor"],
+                    "currency": row["currency"], "action": action})
 
     def claim_batch(self, factor: str, channel: str, *, batch_size: int, lease_seconds: float,
                     worker: str = "sender") -> dict[str, Any] | None:

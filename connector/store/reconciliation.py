@@ -401,6 +401,25 @@ class ReconciliationMixin:
     def ledger_rows(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self._all("SELECT * FROM ledger_entries ORDER BY id")]
 
+    def writeback_followup_done(self, source: str, reference: str, *, kind: str, invoice_id: int, source_id: str,
+                                amount_minor: int, currency: str, date: str, erp_id: str) -> None:
+        """Record a write-off or a reversal written back to the ERP (``kind``: ``writeoff`` | ``reversal``).
+
+        Its intent is the ledger piece it follows (append-only, committed before the ERP call) and the
+        adapter looks ``reference`` up before creating anything, so the row is written once, already done,
+        with the ERP's id: never ``pending``, the state the payment resume (``connector.pull``) replays."""
+        self.require_transaction("writeback_followup_done()")
+        now = utc_iso()
+        cursor = self._execute(
+            "INSERT INTO erp_writebacks (source, reference, invoice_id, source_id, amount_minor, currency, "
+            "payment_date, state, erp_id, created_at, done_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'done', ?, ?, ?) "
+            "ON CONFLICT (source, reference) DO NOTHING",
+            (source, reference, invoice_id, source_id, amount_minor, currency, date, erp_id, now, now))
+        if cursor.rowcount:
+            self.audit(f"erp.{kind}_done", f"invoice:{invoice_id}",
+                       {"source": source, "reference": reference, "erp_id": erp_id, "amount_minor": amount_minor,
+                        "currency": currency, "date": date})
+
     def ledger_allocations_to_post(self, journal: str) -> list[dict[str, Any]]:
         """Decided allocations and unapplied cash, and any allocation with a posted piece (to reverse it when
         it was taken back), with their line and invoice."""

@@ -7,8 +7,12 @@ It replays records shaped as Odoo answers them (``tests/fixtures/erp/odoo_record
 ``[id, name]``, ``false`` for empty values, amounts as JSON numbers) and implements the few methods the
 adapter uses: ``search_read``, ``read``, ``search``, ``search_count`` with Odoo's prefix-notation domains,
 and the "Register Payment" wizard (``account.payment.register`` ``create`` + ``action_create_payments``),
-which updates the invoice's residual, payment state and write date as Odoo does. Errors are answered in
-Odoo's ``{"error": {"code": 200, "message": "Odoo Server Error", "data": {"name": ...}}}`` shape.
+which updates the invoice's residual, payment state and write date as Odoo does. For write-offs and
+reversals: ``account.move`` ``create`` of a journal entry (``line_ids`` as ``(0, 0, values)`` commands),
+``action_post``, ``button_draft`` (unreconciles its lines) and ``button_cancel``; ``account.move.line``
+``reconcile``; ``account.payment`` ``action_draft`` (unreconciles) and ``action_cancel`` — the buttons of
+Odoo 17's documented models, with Odoo's rules (only a draft can be cancelled, only a draft posted).
+Errors are answered in Odoo's ``{"error": {"code": 200, "message": "Odoo Server Error", "data": {"name": ...}}}`` shape.
 """
 
 from __future__ import annotations
@@ -151,6 +155,18 @@ class OdooDouble:
             if missing:
                 raise OdooError("odoo.exceptions.MissingError", f"Record does not exist: {missing}")
             return [self._fields(by_id[i], kwargs.get("fields")) for i in args[0]]
+        if model == "account.move" and method == "create":
+            return self._create_entry(args[0], kwargs)
+        if model == "account.move" and method in ("action_post", "button_draft", "button_cancel"):
+            for move_id in args[0]:
+                self._move_button(next(m for m in records if m["id"] == move_id), method)
+            return True
+        if model == "account.move.line" and method == "reconcile":
+            return self._reconcile(args[0])
+        if model == "account.payment" and method in ("action_draft", "action_cancel"):
+            for payment_id in args[0]:
+                self._payment_button(next(p for p in records if p["id"] == payment_id), method)
+            return True
         if model == "account.payment.register" and method == "create":
             wizard = dict(args[0], id=len(self.data.setdefault("_wizards", [])) + 1,
                           context=kwargs.get("context") or {})
@@ -175,10 +191,103 @@ class OdooDouble:
         payment_id = len(self.data["account.payment"]) + 1
         self.data["account.payment"].append({"id": payment_id, "ref": wizard.get("communication"),
                                              "amount": amount, "journal_id": [wizard["journal_id"], "Bank"],
-                                             "date": wizard.get("payment_date"), "move_id": move_id})
-        move.update(amount_residual=residual, payment_state="in_payment" if residual == 0 else "partial",
-                    write_date=self.touch())
+                                             "date": wizard.get("payment_date"), "move_id": move_id,
+                                             "state": "posted", "reconciled_invoice_ids": [move_id]})
+        self._settle(move_id, -amount, paid_state="in_payment")
         return {"type": "ir.actions.act_window_close"}
+
+    # -- reconciliation (what Odoo's account.partial.reconcile does to residuals) ------------------------------
+    def _settle(self, move_id: int, change: Decimal, *, paid_state: str = "paid") -> None:
+        """Change an invoice's open amount by ``change`` (negative: paid) on the move and its receivable line."""
+        move = next(m for m in self.data["account.move"] if m["id"] == move_id)
+        residual = Decimal(str(move["amount_residual"])) + change
+        if residual < 0 or residual > Decimal(str(move["amount_total"])):
+            raise OdooError("odoo.exceptions.UserError", "The amount is more than the amount due")
+        state = "not_paid" if residual == Decimal(str(move["amount_total"])) else \
+            paid_state if residual == 0 else "partial"
+        move.update(amount_residual=residual, payment_state=state, write_date=self.touch())
+        for line in self.data["account.move.line"]:
+            if line["move_id"][0] == move_id and line["account_type"] == "asset_receivable":
+                line.update(amount_residual=residual, reconciled=residual == 0)
+
+    def _create_entry(self, values: dict[str, Any], kwargs: dict[str, Any]) -> int:
+        if values.get("move_type") != "entry":
+            raise OdooError("odoo.exceptions.UserError", "the double only creates journal entries")
+        move_id = max(m["id"] for m in self.data["account.move"]) + 1
+        journal = next(j for j in self.data["account.journal"] if j["id"] == values["journal_id"])
+        self.data["account.move"].append({"id": move_id, "name": f"{journal['code']}/2026/{move_id:05d}",
+                                          "move_type": "entry", "state": "draft", "ref": values.get("ref"),
+                                          "date": values.get("date"), "journal_id": [journal["id"], journal["name"]],
+                                          "company_id": [1, "Cessio Demo SAS"], "write_date": self.touch()})
+        accounts = {a["id"]: a for a in self.data["account.account"]}
+        total = Decimal(0)
+        for command, _, line in values.get("line_ids") or []:
+            if command != 0:
+                raise OdooError("builtins.ValueError", f"unsupported x2many command {command}")
+            account = accounts[line["account_id"]]
+            debit, credit = Decimal(str(line.get("debit") or 0)), Decimal(str(line.get("credit") or 0))
+            total += debit - credit
+            partner = next((p for p in self.data["res.partner"] if p["id"] == line.get("partner_id")), None)
+            self.data["account.move.line"].append({
+                "id": max(x["id"] for x in self.data["account.move.line"]) + 1,
+                "move_id": [move_id, f"{journal['code']}/2026/{move_id:05d}"], "name": line.get("name") or "",
+                "account_id": [account["id"], f"{account['code']} {account['name']}"],
+                "account_type": account["account_type"],
+                "partner_id": [partner["id"], partner["name"]] if partner else False, "debit": debit,
+                "credit": credit, "amount_residual": debit - credit, "reconciled": False, "parent_state": "draft"})
+        if total != 0:
+            raise OdooError("odoo.exceptions.UserError", "The move is not balanced.")
+        return move_id
+
+    def _move_button(self, move: dict[str, Any], button: str) -> None:
+        lines = [x for x in self.data["account.move.line"] if x["move_id"][0] == move["id"]]
+        if button == "action_post":
+            if move["state"] != "draft":
+                raise OdooError("odoo.exceptions.UserError", "Only draft journal entries can be posted.")
+            move["state"] = "posted"
+        elif button == "button_draft":
+            if move["state"] != "posted":
+                raise OdooError("odoo.exceptions.UserError", "Only posted journal entries can be reset to draft.")
+            for partial in [p for p in self.data.setdefault("_partials", []) if p["credit_line"] in
+                            {x["id"] for x in lines}]:  # resetting to draft removes its reconciliations
+                self._settle(partial["invoice"], partial["amount"])
+                self.data["_partials"].remove(partial)
+            move["state"] = "draft"
+        else:
+            if move["state"] != "draft":
+                raise OdooError("odoo.exceptions.UserError", "Only draft journal entries can be cancelled.")
+            move["state"] = "cancel"
+        for line in lines:
+            line["parent_state"] = move["state"]
+        move["write_date"] = self.touch()
+
+    def _reconcile(self, line_ids: list[int]) -> bool:
+        lines = [x for x in self.data["account.move.line"] if x["id"] in line_ids]
+        if len({x["account_id"][0] for x in lines}) != 1 or any(x["reconciled"] for x in lines) \
+                or any(x["parent_state"] != "posted" for x in lines):
+            raise OdooError("odoo.exceptions.UserError", "Entries are not from the same account, already "
+                                                         "reconciled or not posted.")
+        debit = next(x for x in lines if Decimal(str(x["amount_residual"])) > 0)
+        credit = next(x for x in lines if Decimal(str(x["amount_residual"])) < 0)
+        amount = min(Decimal(str(debit["amount_residual"])), -Decimal(str(credit["amount_residual"])))
+        self._settle(debit["move_id"][0], -amount)
+        credit["amount_residual"] = Decimal(str(credit["amount_residual"])) + amount
+        credit["reconciled"] = credit["amount_residual"] == 0
+        self.data.setdefault("_partials", []).append({"invoice": debit["move_id"][0], "credit_line": credit["id"],
+                                                      "amount": amount})
+        return True
+
+    def _payment_button(self, payment: dict[str, Any], button: str) -> None:
+        if button == "action_draft":
+            if payment["state"] != "posted":
+                raise OdooError("odoo.exceptions.UserError", "Only a posted payment can be reset to draft.")
+            for move_id in payment["reconciled_invoice_ids"]:  # resetting to draft unreconciles the payment
+                self._settle(move_id, Decimal(str(payment["amount"])))
+            payment.update(state="draft", reconciled_invoice_ids=[])
+        else:
+            if payment["state"] != "draft":
+                raise OdooError("odoo.exceptions.UserError", "Only a draft payment can be cancelled.")
+            payment["state"] = "cancel"
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         double = self

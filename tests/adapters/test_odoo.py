@@ -4,6 +4,7 @@ a real HTTP server on loopback replaying Odoo-shaped records, since Odoo cannot 
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any, ClassVar
 
 import pytest
@@ -140,3 +141,104 @@ payment_journal = "BNK1"
     assert store.erp_status_of(store.invoice_key_by_source_id("odoo", "14")) == "paid"
     again, = pull(config, store)
     assert again.written_back == 0 and len(odoo.data["account.payment"]) == 1
+
+
+def _ledger_config(odoo, tmp_path):
+    from connector.config import parse_config
+    from tests.reconcile.helpers import ACCOUNT
+
+    return parse_config(f'''
+[company]
+name = "Cessio Demo SAS"
+
+[reconciliation]
+accounts = ["{ACCOUNT}"]
+
+[sources.odoo]
+type = "odoo"
+url = "{odoo.url}"
+database = "{odoo.database}"
+login = "{odoo.login}"
+api_key = "env:CESSIO_TEST_ODOO_KEY"
+payment_journal = "BNK1"
+writeoff_account = "627000"
+''', path=tmp_path / "cessio.toml")
+
+
+def _move(odoo, move_id: int) -> dict:
+    return next(m for m in odoo.data["account.move"] if m["id"] == move_id)
+
+
+def test_short_payment_written_off_then_reversed_in_odoo(odoo, store, tmp_path) -> None:
+    """INV/2026/00014 (1,234.56) is paid 1,230.00 by bank transfer: the payment is registered in Odoo, the
+    4.56 bank fee written off with a journal entry reconciled against the invoice (paid); then the match is
+    taken back and both are reset to draft and cancelled in Odoo (the invoice owes 1,234.56 again)."""
+    from connector.reconcile.engine import run_reconciliation
+    from connector.reconcile.ledger import post_ledger
+    from connector.reconcile.review import reject_suggestion
+    from tests.reconcile.helpers import import_lines, line
+
+    config = _ledger_config(odoo, tmp_path)
+    pull_source(store, make(odoo))
+    ids = import_lines(store, [line("1230.00", "VIR MULLER GMBH INV/2026/00014", name="Müller GmbH",
+                                    date=dt.date(2026, 11, 20))])
+    run_reconciliation(store, config)
+    allocation, = store.recon_line_allocations(ids[sorted(ids)[0]])
+    assert (allocation["amount_minor"], allocation["writeoff_minor"]) == (123000, 456)
+    result = post_ledger(store, config)
+    assert (result.written_back, result.written_off, result.write_back_errors) == (1, 1, [])
+    invoice = _move(odoo, 14)
+    assert (invoice["amount_residual"], invoice["payment_state"]) == (0, "paid")
+    entry, = [m for m in odoo.data["account.move"] if m.get("ref") == f"cessio-writeoff-{allocation['id']}"]
+    assert entry["state"] == "posted" and entry["journal_id"][0] == 3
+    lines = sorted((x["account_id"][1], x["debit"], x["credit"]) for x in odoo.data["account.move.line"]
+                   if x["move_id"][0] == entry["id"])
+    assert [(a, str(d), str(c)) for a, d, c in lines] == [("411100 Clients", "0", "4.56"),
+                                                          ("627000 Services bancaires et assimilés", "4.56", "0")]
+    created = [r for r in odoo.requests if r["params"].get("args", [None] * 5)[3:5] == ["account.move", "create"]]
+    assert len(created) == 1
+
+    again = post_ledger(store, config)  # the entry is looked up by its ref: nothing is created twice
+    assert (again.written_back, again.written_off, again.reversed_in_erp) == (0, 0, 0)
+    assert [m["id"] for m in odoo.data["account.move"] if str(m.get("ref")).startswith("cessio-writeoff")] \
+        == [entry["id"]]
+
+    reject_suggestion(store, allocation["id"], actor="carol")
+    undone = post_ledger(store, config)
+    assert (undone.reversed, undone.reversed_in_erp, undone.write_back_errors) == (1, 2, [])
+    assert entry["state"] == "cancel" and odoo.data["account.payment"][0]["state"] == "cancel"
+    assert (invoice["amount_residual"], invoice["payment_state"]) == (Decimal("1234.56"), "not_paid")
+    assert post_ledger(store, config).reversed_in_erp == 0
+    pull_source(store, make(odoo))
+    assert store.erp_status_of(store.invoice_key_by_source_id("odoo", "14")) == "open"
+    references = {w["reference"]: w["state"] for w in store.writebacks("odoo")}
+    suffix = allocation["id"]
+    assert references == {f"cessio-allocation-{suffix}": "done", f"cessio-writeoff-{suffix}": "done",
+                          f"cessio-allocation-{suffix}-reversal": "done",
+                          f"cessio-writeoff-{suffix}-reversal": "done"}
+
+
+def test_a_reversal_interrupted_after_the_draft_finishes_once(odoo, store) -> None:
+    """Odoo reset the payment to draft, then the connection dropped: the retry reads the state and only
+    cancels (resetting twice would fail in Odoo, and unreconcile twice in the double)."""
+    pull_source(store, make(odoo))
+    invoice_id = store.find_invoice_id(store.invoice_key_by_source_id("odoo", "11"))
+    payment = record_payment_in_erp(store, make(odoo), invoice_id=invoice_id, amount=Money.parse("100.00", "EUR"),
+                                    date=dt.date(2026, 11, 20), reference="cessio-allocation-3")
+    odoo.execute("account.payment", "action_draft", [[int(payment)]], {})
+    assert make(odoo).reverse_writeback(source_id="11", erp_id=payment, date=dt.date(2026, 11, 21),
+                                        reference="cessio-allocation-3-reversal") == payment
+    assert odoo.data["account.payment"][0]["state"] == "cancel"
+    assert _move(odoo, 11)["amount_residual"] == Decimal("1200.0")
+    make(odoo).reverse_writeback(source_id="11", erp_id=payment, date=dt.date(2026, 11, 21),
+                                 reference="cessio-allocation-3-reversal")
+    assert _move(odoo, 11)["amount_residual"] == Decimal("1200.0")
+
+
+def test_writeoff_of_another_amount_than_odoo_owes_stops(odoo, store) -> None:
+    from connector.errors import StopAndAsk
+
+    with pytest.raises(StopAndAsk, match=r"still owes 1200\.00"):
+        make(odoo, writeoff_account="627000").record_writeoff(
+            source_id="11", amount=Money.parse("5.00", "EUR"), date=dt.date(2026, 11, 20), reference="cessio-w")
+    assert not [m for m in odoo.data["account.move"] if m.get("ref") == "cessio-w"]

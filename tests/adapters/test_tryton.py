@@ -191,3 +191,117 @@ def test_reconciled_bank_payment_is_posted_and_written_back_to_tryton(tryton, st
     assert len(moves) == 1
     pull_source(store, make(tryton))
     assert store.erp_status_of(key) == "paid"
+
+
+def _tryton_config(tryton, **extra):
+    from connector.config import parse_config
+    from tests.reconcile.helpers import ACCOUNT
+
+    options = tryton.options(**extra)
+    source = "\n".join(f"{key} = {value!r}".replace("'", '"') for key, value in options.items())
+    return parse_config(f'[company]\nname = "Cessio Demo SAS"\nlegal_id = "732829320"\n\n[reconciliation]\n'
+                        f'accounts = ["{ACCOUNT}"]\n\n[sources.tryton]\n{source}\n')
+
+
+def _moves(adapter: TrytonAdapter, *domain) -> list[dict]:
+    return adapter.call("model.account.move.search_read", list(domain), 0, None, None,
+                        ["description", "origin", "journal.type", "state"], adapter.context())
+
+
+def test_short_payment_written_off_then_reversed_in_tryton(tryton, store) -> None:
+    """A debtor pays 115.00 of a 120.00 invoice (the bank kept a fee): reconciliation books the 5.00 as a bank
+    fee; the ledger posting writes the payment back, then writes the 5.00 off in Tryton with its write-off
+    method, so Tryton shows the invoice paid. The match is then taken back: the reversal undoes both moves in
+    Tryton (unreconcile, cancel), so the invoice is open for its full amount again. Nothing is done twice."""
+    from connector.reconcile.engine import run_reconciliation
+    from connector.reconcile.ledger import post_ledger
+    from connector.reconcile.review import reject_suggestion
+    from tests.reconcile.helpers import import_lines, line
+
+    tryton.operate({"op": "writeoff_method", "name": "Bank fees"})
+    created, = tryton.operate({"op": "invoice", "party": "ACME Industrie SA", "lines": [[1, "100.00"]]})
+    config = _tryton_config(tryton, writeoff_method="Bank fees")
+    pull_source(store, make(tryton))
+    ids = import_lines(store, [line("115.00", f"VIR ACME INDUSTRIE SA FACTURE {created['number']}",
+                                    name="ACME Industrie SA", date=dt.date.today())])
+    run_reconciliation(store, config)
+    allocation, = store.recon_line_allocations(ids[sorted(ids)[0]])
+    assert (allocation["amount_minor"], allocation["writeoff_minor"]) == (11500, 500)
+    result = post_ledger(store, config)
+    assert (result.written_back, result.written_off, result.write_back_errors) == (1, 1, [])
+    adapter = make(tryton)
+    state, = adapter.call("model.account.invoice.read", [created["id"]], ["state", "amount_to_pay", "reconciled"],
+                          adapter.context())
+    assert state["state"] == "paid" and state["amount_to_pay"] == 0 and state["reconciled"] is not None
+    writeoff, = _moves(adapter, ("description", "=", f"cessio-writeoff-{allocation['id']}"),
+                       ("lines.reconciliation.lines.move.origin", "=", f"account.invoice,{created['id']}"))
+    assert writeoff["journal."]["type"] == "write-off" and writeoff["state"] == "posted"
+    lines = adapter.call("model.account.move.line.search_read", [("move", "=", writeoff["id"])], 0, None, None,
+                         ["debit", "credit"], adapter.context())
+    assert sorted((str(x["debit"]), str(x["credit"])) for x in lines) == [("0", "5.00"), ("5.00", "0")]
+    rows = {w["reference"]: w for w in store.writebacks("tryton")}
+    assert rows[f"cessio-writeoff-{allocation['id']}"]["erp_id"] == str(writeoff["id"])
+    assert rows[f"cessio-writeoff-{allocation['id']}"]["amount_minor"] == 500
+
+    again = post_ledger(store, config)  # idempotent: nothing new in Tryton
+    assert (again.written_back, again.written_off, again.reversed_in_erp) == (0, 0, 0)
+    assert len(_moves(adapter, ("description", "=", f"cessio-writeoff-{allocation['id']}"))) >= 1
+
+    reject_suggestion(store, allocation["id"], actor="carol")  # the match was wrong: taken back
+    undone = post_ledger(store, config)
+    assert (undone.reversed, undone.reversed_in_erp, undone.write_back_errors) == (1, 2, [])
+    state, = adapter.call("model.account.invoice.read", [created["id"]], ["state", "amount_to_pay", "reconciled"],
+                          adapter.context())
+    assert state["state"] == "posted" and str(state["amount_to_pay"]) == "120.00" and state["reconciled"] is None
+    payment = rows[f"cessio-allocation-{allocation['id']}"]["erp_id"]
+    for original in (payment, str(writeoff["id"])):
+        cancel, = _moves(adapter, ("origin", "=", f"account.move,{original}"))
+        assert cancel["description"].endswith("-reversal") and cancel["state"] == "posted"
+    assert post_ledger(store, config).reversed_in_erp == 0  # looked up, never reversed twice
+    pull_source(store, make(tryton))
+    assert store.erp_status_of(store.invoice_key_by_source_id("tryton", str(created["id"]))) == "open"
+    events = {row["event"] for row in store.audit_rows(entity=f"invoice:{allocation['invoice_id']}", limit=200)}
+    assert {"erp.writeoff_done", "erp.reversal_done"} <= events
+
+
+def test_writeoff_of_another_amount_than_tryton_owes_stops(tryton, store) -> None:
+    from connector.errors import StopAndAsk
+
+    tryton.operate({"op": "writeoff_method", "name": "Bank fees"})
+    created, = tryton.operate({"op": "invoice", "party": "ACME Industrie SA", "lines": [[1, "10.00"]]})
+    adapter = make(tryton, writeoff_method="Bank fees")
+    with pytest.raises(StopAndAsk, match=r"still owes 12\.00"):
+        adapter.record_writeoff(source_id=str(created["id"]), amount=Money.parse("2.00", "EUR"),
+                                date=dt.date.today(), reference="cessio-writeoff-wrong")
+    assert _moves(adapter, ("description", "=", "cessio-writeoff-wrong")) == []
+
+
+def test_a_change_of_the_customer_alone_is_picked_up(tryton, store) -> None:
+    """The customer's address (edited in the party form) then its VAT id (the identifier record alone) change
+    in Tryton; the invoice's own write date does not move, yet the next pulls see the new debtor data. (No
+    overlap window, and a later invoice after it: the invoice at the cursor's edge is read again anyway.)"""
+    name = f"Verrerie {next(PARTIAL)} SAS"
+    tryton.operate({"op": "party", "name": name, "siren": "732829320", "vat": "FR44732829320",
+                    "street": "1 rue du Four", "postal_code": "59100", "city": "Roubaix"})
+    created, _later = tryton.operate({"op": "invoice", "party": name, "lines": [[1, "40.00"]]},
+                                     {"op": "invoice", "party": "ACME Industrie SA", "lines": [[1, "1.00"]]})
+    adapter = make(tryton)
+    write_date = adapter.call("model.account.invoice.read", [created["id"]], ["write_date"], adapter.context())
+    pull_source(store, make(tryton, overlap_seconds=0))
+    key = store.invoice_key_by_source_id("tryton", str(created["id"]))
+    assert store.get_invoice(store.find_invoice_id(key)).buyer.address.city == "Roubaix"
+
+    tryton.operate({"op": "move_party", "name": name, "city": "Lille", "postal_code": "59000"})
+    summary = pull_source(store, make(tryton, overlap_seconds=0))
+    assert summary.changed == 1
+    invoice = store.get_invoice(store.find_invoice_id(key))
+    assert (invoice.buyer.address.city, invoice.buyer.address.postal_code) == ("Lille", "59000")
+
+    tryton.operate({"op": "party_vat", "name": name, "vat": "FR96552100554"})
+    assert pull_source(store, make(tryton, overlap_seconds=0)).changed == 1
+    assert store.get_invoice(store.find_invoice_id(key)).buyer.vat_id == "FR96552100554"
+    assert store.invoice_row(store.find_invoice_id(key))["current_version"] == 3
+    # Tryton itself did not touch the invoice: only the customer pass could see these changes
+    assert adapter.call("model.account.invoice.read", [created["id"]], ["write_date"], adapter.context()) \
+        == write_date
+    assert pull_source(store, make(tryton, overlap_seconds=0)).changed == 0

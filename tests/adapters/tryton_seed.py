@@ -172,6 +172,42 @@ def operate(config_file: str, database: str, operations: list[dict]) -> list[dic
                 pay.execute("pay")
             invoice.reload()
             out.append({"id": invoice.id, "number": invoice.number, "state": invoice.state})
+        elif op["op"] == "party":  # a customer as a user creates one: name, SIREN and VAT, one address
+            party = Party(name=op["name"])
+            for kind, code in (("fr_siren", op["siren"]), ("eu_vat", op["vat"])):
+                ident = party.identifiers.new()
+                ident.type = kind
+                ident.code = code
+            address, = party.addresses
+            address.street, address.postal_code, address.city = op["street"], op["postal_code"], op["city"]
+            address.country, = Model.get("country.country").find([("code", "=", "FR")])
+            party.save()
+            out.append({"id": party.id, "name": party.name})
+        elif op["op"] == "move_party":  # the customer moved: its address edited in the party form
+            party, = Party.find([("name", "=", op["name"])])
+            party.addresses[0].city = op["city"]
+            party.addresses[0].postal_code = op["postal_code"]
+            party.save()
+            out.append({"id": party.id})
+        elif op["op"] == "party_vat":  # a corrected VAT id, written on the identifier record alone
+            Identifier = Model.get("party.identifier")
+            ident, = Identifier.find([("party.name", "=", op["name"]), ("type", "=", "eu_vat")])
+            ident.code = op["vat"]
+            ident.save()
+            out.append({"id": ident.id})
+        elif op["op"] == "writeoff_method":
+            WriteOff = Model.get("account.move.reconcile.write_off")
+            found = WriteOff.find([("name", "=", op["name"])])
+            if not found:
+                from trytond.modules.account.tests.tools import get_accounts
+
+                Journal = Model.get("account.journal")
+                journal = Journal(name="Write-Off", type="write-off")
+                journal.save()
+                expense = get_accounts()["expense"]
+                found = [WriteOff(name=op["name"], journal=journal, credit_account=expense, debit_account=expense)]
+                found[0].save()
+            out.append({"id": found[0].id, "name": op["name"]})
     return out
 
 
