@@ -50,6 +50,10 @@ def factor_positions(store: Any, config: Any) -> list[dict[str, Any]]:
                                ("fee VAT to date", "fees_vat"), ("collected", "collected"),
                                ("charged back", "charged_back")):
             entry[label] = ", ".join(_fmt(totals.get((account, c), 0), c) for c in currencies)
+            if account == "current" and any(totals.get((account, c), 0) < 0 for c in currencies):
+                # a credit note or a chargeback after funding: the factor advanced more than the book now
+                # carries; it recovers the difference from the next funding
+                entry[label] += " (negative: owed to the factor, deducted from the next funding)"
         entry["outbox"] = store.outbox_counts(name)
         used = {(r["buyer_key"], r["currency"]): r["amount_minor"] for r in exposure}
         limits = []

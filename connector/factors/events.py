@@ -29,7 +29,8 @@ EFFECTS: dict[str, tuple[str | None, list[tuple[str, int, str]]]] = {
     "collection.received": ("collected", [("outstanding", -1, "amount"), ("collected", 1, "amount")]),
     "chargeback": ("charged_back", [("outstanding", -1, "amount"), ("current", -1, "amount"),
                                     ("charged_back", 1, "amount")]),
-    "credit_note.applied": (None, [("outstanding", -1, "amount"), ("current", -1, "amount")]),
+    # the credit note itself moves on: the factor took it into account (it is never funded)
+    "credit_note.applied": ("accepted", [("outstanding", -1, "amount"), ("current", -1, "amount")]),
     "limit.decided": (None, []),
 }
 
