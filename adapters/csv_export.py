@@ -186,23 +186,38 @@ def load_mapping(ref: str) -> CsvMapping:
 
 def row_to_invoice(mapping: CsvMapping, row: dict[str, str], *, seller: Party, source: str) -> Invoice:
     """Map one row (``{canonical field: text}``, constants applied) to an Invoice (pure)."""
+    values = {}
+    for field, value in row.items():
+        if value is not None and (value := value.strip()):
+            values[field] = value
+    return _map_values(mapping, values, seller, source)
 
-    def text(field: str) -> str | None:
-        value = row.get(field)
-        return value.strip() if value is not None and value.strip() else None
+
+_NO_PAYMENT = PaymentInstructions()  # shared: most exports give neither an IBAN nor a payment reference
+
+
+def _map_values(mapping: CsvMapping, values: dict[str, str], seller: Party, source: str) -> Invoice:
+    """:func:`row_to_invoice` of ``values``: only the fields whose text is not empty, already stripped (the
+    reader builds that dict directly, so the per-field look-ups are plain ``dict.get``)."""
+    get = values.get
+    columns = mapping.columns
 
     def need(field: str) -> str:
-        value = text(field)
+        value = get(field)
         if value is None:
-            raise Quarantine("required value is empty", field=mapping.columns.get(field, field),
-                             rule="csv.required")
+            raise Quarantine("required value is empty", field=columns.get(field, field), rule="csv.required")
         return value
 
     def amount(field: str, currency: str) -> Money | None:
-        value = text(field)
-        return None if value is None else mapping.parse_amount(value, currency, mapping.columns.get(field, field))
+        value = get(field)
+        if value is None:
+            return None
+        try:
+            return _parse_amount(value, currency, mapping.decimal_separator, mapping.thousands_separator)
+        except Quarantine as exc:
+            raise Quarantine(exc.reason, field=columns.get(field, field), rule=exc.rule) from None
 
-    currency = _currency(need("currency"), mapping.columns.get("currency", "currency"))
+    currency = _currency(need("currency"), columns.get("currency", "currency"))
     if mapping.convention == "debit_credit":
         zero = Money.zero(currency)
         debit, credit = amount("debit", currency), amount("credit", currency)
@@ -210,13 +225,13 @@ def row_to_invoice(mapping: CsvMapping, row: dict[str, str], *, seller: Party, s
     else:
         gross = amount("total_gross", currency)
         if gross is None:
-            raise Quarantine("required value is empty", field=mapping.columns["total_gross"], rule="csv.required")
-    kind_text = text("kind")
+            raise Quarantine("required value is empty", field=columns["total_gross"], rule="csv.required")
+    kind_text = get("kind")
     if kind_text is not None and mapping.kind_values:
         kind_name = mapping.kind_values.get(kind_text.casefold())
         if kind_name is None:
             raise Quarantine(f"{kind_text!r} is not a known document type ({', '.join(mapping.kind_values)})",
-                             field=mapping.columns.get("kind"), rule="csv.kind")
+                             field=columns.get("kind"), rule="csv.kind")
         kind = InvoiceKind(kind_name)
     else:
         kind = InvoiceKind.CREDIT_NOTE if gross.is_negative() else InvoiceKind.INVOICE
@@ -228,43 +243,45 @@ def row_to_invoice(mapping: CsvMapping, row: dict[str, str], *, seller: Party, s
     due = amount("amount_due", currency)
     due = gross if due is None else _positive(due)
     net, tax = amount("total_net", currency), amount("total_tax", currency)
-    status_text = text("status")
+    status_text = get("status")
     if status_text is not None and mapping.status_values:
         status = mapping.status_values.get(status_text.casefold())
         if status is None:
             raise Quarantine(f"{status_text!r} is not a known status ({', '.join(mapping.status_values)})",
-                             field=mapping.columns.get("status"), rule="csv.status")
+                             field=columns.get("status"), rule="csv.status")
     else:
         status = status_from_amounts(gross, due)
-    if status == "paid" and text("amount_due") is None:
+    if status == "paid" and get("amount_due") is None:
         due = Money.zero(currency)  # the status column is the only word on payment: nothing is still owed
-    legal_id, scheme = text("buyer_legal_id"), "0002"
-    if legal_id is None and text("buyer_siret"):
-        legal_id, scheme = text("buyer_siret"), "0009"
+    legal_id, scheme = get("buyer_legal_id"), "0002"
+    if legal_id is None and get("buyer_siret"):
+        legal_id, scheme = get("buyer_siret"), "0009"
     try:
-        buyer = _buyer(need("buyer_name"), text("buyer_country"), text("buyer_vat_id"),
+        buyer = _buyer(need("buyer_name"), get("buyer_country"), get("buyer_vat_id"),
                        legal_id.replace(" ", "") if legal_id else None, scheme if legal_id else None,
-                       text("buyer_street"), text("buyer_city"), text("buyer_postal_code"), text("buyer_id"))
+                       get("buyer_street"), get("buyer_city"), get("buyer_postal_code"), get("buyer_id"))
     except UnknownCode as exc:
-        raise Quarantine(str(exc), field=mapping.columns.get("buyer_country"), rule="csv.country") from None
+        raise Quarantine(str(exc), field=columns.get("buyer_country"), rule="csv.country") from None
     number = need("number")
-    issue_date = mapping.parse_date(need("issue_date"), mapping.columns.get("issue_date", "issue_date"))
-    due_text = text("due_date")
-    due_date = mapping.parse_date(due_text, mapping.columns.get("due_date", "due_date")) if due_text else None
+    issue_date = mapping.parse_date(need("issue_date"), columns.get("issue_date", "issue_date"))
+    due_text = get("due_date")
+    due_date = mapping.parse_date(due_text, columns.get("due_date", "due_date")) if due_text else None
     if due_date is not None and due_date < issue_date:
         raise Quarantine(f"due date {due_date} is before the issue date {issue_date}",
-                         field=mapping.columns.get("due_date"), rule="csv.due_date")
+                         field=columns.get("due_date"), rule="csv.due_date")
     if due > gross:
         raise Quarantine(f"open amount {due} is more than the total {gross}",
-                         field=mapping.columns.get("amount_due"), rule="csv.amount_due")
-    preceding = text("credited_invoice")
+                         field=columns.get("amount_due"), rule="csv.amount_due")
+    preceding = get("credited_invoice")
+    iban, reference = get("iban"), get("payment_reference")
     return Invoice(
         number=number, kind=kind, type_code="381" if kind is InvoiceKind.CREDIT_NOTE else "380",
         issue_date=issue_date, currency=currency, total_gross=gross, amount_due=due, seller=seller, buyer=buyer,
         source=source, source_id=number, due_date=due_date, total_net=None if net is None else _positive(net),
         total_tax=None if tax is None else _positive(tax),
-        payment=PaymentInstructions(iban=text("iban"), reference=text("payment_reference")),
-        preceding_invoices=(preceding,) if preceding else (), order_reference=text("order_reference"),
+        payment=_NO_PAYMENT if iban is None and reference is None else PaymentInstructions(
+            iban=iban, reference=reference),
+        preceding_invoices=(preceding,) if preceding else (), order_reference=get("order_reference"),
         erp_status=status, flags=flags,
     )
 
@@ -400,36 +417,48 @@ class CsvExportAdapter(Adapter):
                         raise ConfigError(f"{path.name}: column {column!r} is missing (header: "
                                           f"{', '.join(header)})", key=f"sources.{self.name}.mapping")
                     index[field] = header.index(column)
-                constants = mapping.values
+                # a column given for a field overrides its constant, even when the cell is empty
+                constants = {field: value.strip() for field, value in mapping.values.items()
+                             if field not in index and value.strip()}
+                cells = list(index.items())
                 width = len(header)
                 previous = reader.line_num
+                name, delimiter = self.name, mapping.delimiter
                 for raw in reader:
                     line, first = reader.line_num, previous + 1  # a quoted cell may span lines: name the first
                     previous = line
-                    if line <= start_line or not any(cell.strip() for cell in raw):
+                    joined = "".join(raw)
+                    if line <= start_line or not joined.strip():
                         continue
-                    location = f"{path.name}:line {first}"
                     if len(raw) != width:
+                        location = f"{path.name}:line {first}"
                         yield line, Rejected(location, Quarantine(
                             f"{len(raw)} cells where the header has {width}", source=location, rule="csv.width"),
-                            mapping.delimiter.join(raw).encode())
+                            delimiter.join(raw).encode())
                         continue
-                    row = dict(constants)
-                    for field, position in index.items():
-                        row[field] = raw[position]
-                    if _CONTROL.search("".join(raw)) is not None:
+                    if _CONTROL.search(joined) is not None:
+                        row = dict(mapping.values)
+                        for field, position in cells:
+                            row[field] = raw[position]
                         problem = _control_in(row, mapping)
                         if problem is not None:
+                            location = f"{path.name}:line {first}"
                             yield line, Rejected(location, problem.located(location),
-                                                 mapping.delimiter.join(raw).encode("utf-8", "backslashreplace"))
+                                                 delimiter.join(raw).encode("utf-8", "backslashreplace"))
                             continue
+                    values = constants.copy()
+                    for field, position in cells:
+                        if cell := raw[position].strip():
+                            values[field] = cell
                     try:
-                        yield line, row_to_invoice(mapping, row, seller=seller, source=self.name)
+                        yield line, _map_values(mapping, values, seller, name)
                     except Quarantine as exc:
-                        yield line, Rejected(location, exc.located(location), mapping.delimiter.join(raw).encode())
+                        location = f"{path.name}:line {first}"
+                        yield line, Rejected(location, exc.located(location), delimiter.join(raw).encode())
                     except ValueError as exc:  # the model's own checks (empty number, currency mix...)
+                        location = f"{path.name}:line {first}"
                         yield line, Rejected(location, Quarantine(str(exc), source=location, rule="csv.model"),
-                                             mapping.delimiter.join(raw).encode())
+                                             delimiter.join(raw).encode())
             except UnicodeDecodeError as exc:
                 location = f"{path.name}:line {reader.line_num + 1}"
                 yield reader.line_num + 1, Rejected(location, Quarantine(

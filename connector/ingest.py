@@ -185,7 +185,7 @@ def ingest_bytes(store: Any, data: bytes, *, location: str, official: bool = Fal
     return _commit(store, prepared, official=official)
 
 
-BATCH_DOCUMENTS = 32
+BATCH_DOCUMENTS = 256  # documents per transaction; BATCH_BYTES bounds the memory a batch holds
 BATCH_BYTES = 16 * 1024 * 1024  # bytes held in memory by one batch, at most (plus one document)
 
 

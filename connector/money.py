@@ -14,6 +14,7 @@ Money('12.55', 'EUR')
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
@@ -38,17 +39,37 @@ def minor_unit_exponent(currency: str) -> int:
     >>> minor_unit_exponent("EUR"), minor_unit_exponent("JPY"), minor_unit_exponent("KWD")
     (2, 0, 3)
     """
+    known = _KNOWN.get(currency) if type(currency) is str else None
+    if known is not None:
+        return known[1]
+    return _learn(currency)[1]
+
+
+# Every Money checks its currency and its minor unit; both depend only on the currency text, so each
+# distinct text is resolved once: text -> (ISO code, exponent, quantum). Bounded by the currencies seen
+# (pycountry's list plus a few spellings); errors are never remembered, they raise every time.
+_KNOWN: dict[str, tuple[str, int, Decimal]] = {}
+
+
+def _learn(currency: str) -> tuple[str, int, Decimal]:
     from connector.codes import normalise_currency
 
     code = normalise_currency(currency)
     exponent = _NON_DEFAULT_EXPONENTS.get(code, 2)
     if exponent is None:
         raise MoneyError(f"currency {code} has no minor unit and cannot carry an amount due")
-    return exponent
+    entry = (code, exponent, Decimal(1).scaleb(-exponent))
+    if len(_KNOWN) < 4096:
+        _KNOWN[currency] = entry
+    return entry
 
 
 def _quantum(exponent: int) -> Decimal:
     return Decimal(1).scaleb(-exponent)
+
+
+# ASCII digits, an optional sign and decimal point: text Decimal() reads exactly as the general path would.
+_PLAIN = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 
 
 def to_decimal(value: object, *, what: str = "amount") -> Decimal:
@@ -57,9 +78,14 @@ def to_decimal(value: object, *, what: str = "amount") -> Decimal:
     Accepts the plain decimal notation used by e-invoices and bank files (``-1234.50``); a leading
     ``+`` is tolerated. Thousands separators and decimal commas are the business of the CSV mapping.
     """
-    if isinstance(value, (bool, float)):
+    kind = type(value)
+    if kind is str and _PLAIN.fullmatch(value) is not None:
+        return Decimal(value)  # the common case: plain decimal text, finite by construction
+    if kind is Decimal:
+        result = value
+    elif isinstance(value, (bool, float)):
         raise MoneyError(f"{what}: {type(value).__name__} {value!r} refused; amounts are exact decimals")
-    if isinstance(value, Decimal):
+    elif isinstance(value, Decimal):
         result = value
     elif isinstance(value, int):
         result = Decimal(value)
@@ -90,22 +116,24 @@ class Money:
     currency: str
 
     def __post_init__(self) -> None:
-        from connector.codes import normalise_currency
-
-        currency = normalise_currency(self.currency)
-        amount = to_decimal(self.amount)
-        exponent = minor_unit_exponent(currency)
+        known = _KNOWN.get(self.currency) if type(self.currency) is str else None  # a list would not hash
+        currency, exponent, quantum = known if known is not None else _learn(self.currency)
+        amount = self.amount
+        if type(amount) is not Decimal:
+            amount = to_decimal(amount)
+        elif not amount.is_finite():
+            raise MoneyError(f"amount: {amount!r} is not a finite number")
         # the store keeps 64-bit integer minor units; larger amounts (and Decimal's 28-digit overflow
         # in quantize) are refused here rather than failing later as InvalidOperation or OverflowError
         if amount.adjusted() + exponent >= 18:
             raise MoneyError(f"{amount} {currency} is too large to be an amount")
-        quantised = amount.quantize(_quantum(exponent))
+        quantised = amount.quantize(quantum)
         if quantised != amount:
             raise MoneyError(
                 f"{amount} {currency} has more decimals than the currency's {exponent}; "
                 "round explicitly with Money.of(..., rounding=...)")
         object.__setattr__(self, "currency", currency)
-        object.__setattr__(self, "amount", quantised + 0 if quantised else _quantum(exponent) * 0)
+        object.__setattr__(self, "amount", quantised + 0 if quantised else quantum * 0)
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
@@ -137,7 +165,8 @@ class Money:
     @property
     def minor_units(self) -> int:
         """The amount as an integer count of minor units (cents, yen, millimes)."""
-        return int(self.amount.scaleb(minor_unit_exponent(self.currency)))
+        return int(self.amount.scaleb(_KNOWN[self.currency][1] if self.currency in _KNOWN
+                                      else minor_unit_exponent(self.currency)))
 
     @property
     def exponent(self) -> int:

@@ -17,13 +17,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from connector.adapter import Adapter, Checkpoint, Rejected, StatusChange, invoice_text_problem
 from connector.errors import CessioError, ConfigError, Quarantine, StopAndAsk
-from connector.model import Invoice, InvoiceKind
+from connector.model import Invoice, InvoiceKind, invoice_texts
 from connector.money import Money
 
 log = logging.getLogger("cessio.pull")
@@ -132,11 +133,26 @@ def pull_source(store: Any, adapter: Adapter, *, progress: Callable[[int], None]
     return summary
 
 
+# Every character invoice_text_problem refuses shows in an invoice's canonical JSON either escaped (\n, \t,
+# \u0001 ...: a backslash) or as itself (U+007F-U+009F, surrogates, U+FFFE/U+FFFF): an invoice whose JSON has
+# none of these is clean, and the store needs that JSON anyway. Anything else (a backslash or a quote in a
+# name included) only means the exact check runs.
+_RAW_UNSAFE = re.compile("[\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def _surely_clean(text: str) -> bool:
+    if "\\" in text:
+        return False
+    if text.isascii():  # O(1) in CPython; then only DEL is left to look for
+        return "\x7f" not in text
+    return _RAW_UNSAFE.search(text) is None
+
+
 def _batchable(item: Any) -> bool:
     """An invoice that needs nothing but saving (a credit note naming its invoice, or a text to refuse, is
     handled on its own, in stream order)."""
     return (isinstance(item, Invoice) and not (item.kind is InvoiceKind.CREDIT_NOTE and item.preceding_invoices)
-            and invoice_text_problem(item) is None)
+            and (_surely_clean(invoice_texts(item)[0]) or invoice_text_problem(item) is None))
 
 
 def _save_batch(store: Any, adapter: Adapter, invoices: list[Invoice], summary: PullSummary,

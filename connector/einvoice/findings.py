@@ -7,7 +7,7 @@ of the profile is broken: stored, flagged ``validation_errors`` so that no one f
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 LEVELS = ("fatal", "error", "warning", "info")
 
@@ -20,7 +20,8 @@ class Finding:
     field: str | None = None
 
     def to_dict(self) -> dict[str, str | None]:
-        return asdict(self)
+        # what dataclasses.asdict gives, without its deep copy of four strings (every stored finding)
+        return {"level": self.level, "rule": self.rule, "message": self.message, "field": self.field}
 
 
 def worst(findings: list[Finding]) -> str | None:

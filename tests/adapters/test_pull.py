@@ -139,3 +139,27 @@ def test_save_invoices_matches_save_invoice_one_by_one(tmp_path: Path) -> None:
     finally:
         for s in stores:
             s.close()
+
+
+def test_fast_text_precheck_never_passes_a_refused_character() -> None:
+    """The pull's shortcut over the canonical JSON lets no character through that invoice_text_problem
+    refuses: every one of them makes it run the exact check."""
+    import dataclasses
+    import json
+
+    from connector.adapter import invoice_text_problem
+    from connector.model import invoice_texts
+    from connector.pull import _surely_clean
+
+    refused = [chr(c) for c in (*range(0, 0x20), *range(0x7F, 0xA0))] + ["\ud800", "\udfff", "\ufffe", "\uffff"]
+    for char in refused:
+        for prefix in ("x", "é"):
+            assert not _surely_clean(json.dumps({"a": prefix + char}, ensure_ascii=False)), repr(char)
+    base = _variant_invoices()[0]
+    for char in refused:
+        if char in "\t\n\r":
+            continue  # allowed in multi-line texts; the exact check decides
+        dirty = dataclasses.replace(base, order_reference=f"PO{char}1")
+        assert invoice_text_problem(dirty) is not None
+        assert not _surely_clean(invoice_texts(dirty)[0])
+    assert _surely_clean(invoice_texts(base)[0])
