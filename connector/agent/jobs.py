@@ -20,6 +20,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from connector.clock import utcnow
 from connector.errors import ConfigError, NotBuiltYet, RetryLater
 
 JobFunc = Callable[[Any, Any], "dict[str, Any] | None"]
@@ -101,6 +102,9 @@ def job_inbox(store: Any, config: Any) -> dict[str, Any]:
     process_inbox = capability("connector.ingest:process_inbox")
     inbox = config.section("inbox")
     summary: dict[str, Any] = {}
+    # one instant for both passes: a statement too young for the statement pass must be too young for the
+    # e-invoice pass too, or ingestion would reject it as "not an invoice" a moment later
+    moment = utcnow().timestamp()
     try:
         capability("connector.reconcile.importing:import_bytes")
     except NotBuiltYet:
@@ -109,9 +113,10 @@ def job_inbox(store: Any, config: Any) -> dict[str, Any]:
         from connector.agent.inbox import import_inbox_statements
 
         min_age = 5.0 if inbox["min_age_seconds"] is None else float(inbox["min_age_seconds"])
-        summary["statements"] = import_inbox_statements(store, Path(inbox["path"]), min_age_seconds=min_age).to_dict()
+        summary["statements"] = import_inbox_statements(store, Path(inbox["path"]), min_age_seconds=min_age,
+                                                        now=moment).to_dict()
     result = call_with_accepted(process_inbox, store, Path(inbox["path"]), min_age_seconds=inbox["min_age_seconds"],
-                                config=config)
+                                config=config, now=moment)
     summary["inbox"] = _jsonable(result)
     return summary
 

@@ -249,3 +249,35 @@ def test_a_statement_that_crashes_its_reader_is_rejected_and_the_inbox_goes_on(t
         assert report.rejected == ["a-poison.xml"] and report.imported == ["b-good.xml"]
         assert "ValueError: reader bug" in (folder / "rejected" / "a-poison.xml.error.txt").read_text()
         assert store.count_statement_lines() == 2
+
+
+def test_a_statement_too_young_for_the_statement_pass_is_not_rejected_by_the_einvoice_pass(tmp_path, monkeypatch):
+    """Regression (seen in CI): the statement pass and the e-invoice pass used two clocks, so a statement
+    that became old enough while the first pass worked was handed to e-invoice ingestion and rejected as
+    "not an invoice". Both passes now judge age at one instant; the slow first pass is simulated."""
+    import os
+    import time
+
+    from connector.agent import inbox as inbox_module
+    from connector.agent.jobs import job_inbox
+    from tests.agent.helpers import write_statement
+
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    config = parse_config(BASE.replace('[inbox]\npath = "inbox"', '[inbox]\npath = "inbox"\nmin_age_seconds = 1'),
+                          path=tmp_path / "cessio.toml")
+    write_statement(folder / "releve.xml", paid=[1])
+    almost = time.time() - 0.6  # 0.4 s short of the minimum age
+    os.utime(folder / "releve.xml", (almost, almost))
+    real = inbox_module.import_inbox_statements
+
+    def slow_statement_pass(*args, **kwargs):
+        report = real(*args, **kwargs)
+        time.sleep(0.8)  # a large statement imported meanwhile: the file is now old enough
+        return report
+
+    monkeypatch.setattr(inbox_module, "import_inbox_statements", slow_statement_pass)
+    with Store(tmp_path / "cessio.db", actor="test") as store:
+        summary = job_inbox(store, config)
+    assert summary["inbox"]["rejected"] == 0, summary
+    assert (folder / "releve.xml").exists()  # waits for the next run, which imports it as a statement
