@@ -137,7 +137,14 @@ def render_status(data: dict[str, Any]) -> str:
             lines.append(f"    {job['error'][:160]}")
     for factor in data.get("factors", []):
         lines.append(f"factor {factor.get('name')}:")
-        lines += [f"  {k}: {v}" for k, v in factor.items() if k != "name"]
+        for key, value in factor.items():
+            if key == "name":
+                continue
+            if isinstance(value, list):  # one line each: debtor limits, invoices to tell the factor about
+                lines.append(f"  {key}: {len(value)}")
+                lines += [f"    {item}" for item in value]
+            else:
+                lines.append(f"  {key}: {value}")
     if data["audit_head"]:
         lines.append(f"audit head: seq {data['audit_head'][0]} {data['audit_head'][1][:16]}…")
     return "\n".join(lines)

@@ -70,8 +70,23 @@ def factor_positions(store: Any, config: Any) -> list[dict[str, Any]]:
         entry["changed after sent"] = [
             f"{r['number']}: sent as version {r['invoice_version']}, now version {r['current_version']} "
             "(credit, cancel or re-assign it at the factor)" for r in store.changed_after_sent(name)]
+        entry["settled in the ERP after assignment"] = _settled_lines(store, config, name)
         positions.append(entry)
     return positions
+
+
+def _settled_lines(store: Any, config: Any, name: str) -> list[str]:
+    """Invoices the factor holds that the ERP now reports paid, partly paid or cancelled (read only: the
+    assignment run records them in the audit log), each with what to tell the factor."""
+    from connector.factors.engine import erp_settled_action
+
+    if not hasattr(store, "erp_settled_assignments"):
+        return []
+    profile = config.factors.get(name) if config is not None else None
+    mode = getattr(profile, "mode", None) or (profile.get("mode") if isinstance(profile, dict) else None) \
+        or "notified"
+    return [f"{r['number']} ({r['erp_status']}, assignment {r['state']}): {erp_settled_action(r['erp_status'], mode)}"
+            for r in store.erp_settled_assignments(name)]
 
 
 __all__ = ["factor_positions", "probe_factor"]

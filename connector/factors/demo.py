@@ -94,7 +94,8 @@ def events_stage(ctx: Any) -> None:
             if key == "name":
                 continue
             if isinstance(value, list):
-                ctx.echo(f"    {key}: {len(value)} debtor(s)")
+                unit = "debtor(s)" if "limit" in key else "invoice(s)"
+                ctx.echo(f"    {key}: {len(value)} {unit}" + (" (first 5 shown)" if len(value) > 5 else ""))
                 for line in value[:5]:
                     ctx.echo(f"      {line}")
             else:

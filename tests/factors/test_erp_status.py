@@ -153,6 +153,14 @@ def test_an_assigned_invoice_the_erp_settles_later_is_surfaced_and_audited_once(
     decide_and_claim(store, profile)  # still listed, not audited twice
     assert len([r for r in store.audit_rows(limit=1000) if r["event"] == "assignment.erp_settled"]) == 1
     assert store.verify_audit().ok
+    # `cessio status` lists it too, with the same advice, until the factor's own events close it
+    from types import SimpleNamespace
+
+    from connector.factors import factor_positions
+
+    [position] = factor_positions(store, SimpleNamespace(factors={"f": {"mode": mode}}))
+    [line] = position["settled in the ERP after assignment"]
+    assert line.startswith(f"F-2 ({status}, assignment sent)") and action in line
 
 
 def test_an_assigned_invoice_the_factor_already_collected_is_not_surfaced(store):
