@@ -127,9 +127,17 @@ def init(output: Path | None, force: bool) -> None:
 
 
 @cli.command()
+@click.option("--rows/--no-rows", default=True, show_default=True,
+              help="Verify every business row (invoice fingerprints and columns, ledger pieces, statement lines).")
+@click.option("--max-listed", type=click.IntRange(min=0), default=20, show_default=True,
+              help="List at most this many mismatched rows, then their count.")
 @click.pass_obj
-def check(app: AppContext) -> None:
-    """Validate the config, open the store, probe every source and factor (no side effects).
+def check(app: AppContext, rows: bool, max_listed: int) -> None:
+    """Validate the config, open the store, verify it, probe every source and factor (no side effects).
+
+    The store is verified with SQLite's quick_check, the audit hash chain and, unless --no-rows, every
+    business row: each invoice version against its fingerprint, each invoice against its current version,
+    each ledger piece balanced, each statement line against its data and its allocations.
 
     \b
     Example:
@@ -137,7 +145,7 @@ def check(app: AppContext) -> None:
     """
     from connector.operations import run_checks
 
-    results = run_checks(app.config, app.store_path)
+    results = run_checks(app.config, app.store_path, rows=rows, max_listed=max_listed)
     failed = False
     for item in results:
         click.echo(f"{'ok  ' if item['ok'] else 'FAIL'} {item['what']}: {item['detail']}")

@@ -9,8 +9,13 @@ from typing import Any
 from connector.errors import CessioError
 
 
-def run_checks(config: Any, store_path: Path) -> list[dict[str, Any]]:
-    """Each check as ``{"what", "ok", "detail"}``; nothing is written except opening the store."""
+def run_checks(config: Any, store_path: Path, *, rows: bool = True,
+               max_listed: int = 20) -> list[dict[str, Any]]:
+    """Each check as ``{"what", "ok", "detail"}``; nothing is written except opening the store.
+
+    With ``rows`` the business rows are verified too (:meth:`Store.verify_business_rows`): each mismatch is
+    one failed item naming the table and row, at most ``max_listed`` of them, then one item with the count.
+    """
     results: list[dict[str, Any]] = [
         {"what": "config", "ok": True, "detail": str(config.path or "defaults")},
         {"what": "sqlite", "ok": sqlite3.sqlite_version_info >= (3, 35),
@@ -22,18 +27,39 @@ def run_checks(config: Any, store_path: Path) -> list[dict[str, Any]]:
         with Store(store_path, actor="check") as store:
             problems = store.integrity_check(quick=True)
             verdict = store.verify_audit()
+            # checked even when quick_check failed: the business pass names the damaged rows, and a read
+            # that fails on a broken page is reported as such rather than stopping the check
+            business = store.verify_business_rows(max_listed=max_listed) if rows else None
         results.append({"what": "store", "ok": not problems,
                         "detail": f"{store_path}: " + ("; ".join(problems) if problems else "quick_check ok")})
         results.append({"what": "audit", "ok": verdict.ok,
                         "detail": f"{verdict.rows} rows" if verdict.ok
                         else f"broken at seq {verdict.first_broken_seq}: {verdict.problem}"})
-    except (CessioError, sqlite3.Error) as exc:  # a corrupt file fails inside SQLite, not only at open
-        results.append({"what": "store", "ok": False, "detail": str(exc)})
+        if business is not None:
+            results += business_results(business)
+    except (CessioError, sqlite3.Error, UnicodeDecodeError) as exc:
+        # a corrupt file fails inside SQLite, not only at open; SQLite's own message about a scribbled file
+        # may itself be undecodable text
+        results.append({"what": "store", "ok": False, "detail": f"{type(exc).__name__}: {exc}"})
     for name, source in (config.sources or {}).items():
         results.append(_probe_source(name, source))
     for name, factor in (config.factors or {}).items():
         results.append(_probe_factor(name, factor))
     return results
+
+
+def business_results(verdict: Any) -> list[dict[str, Any]]:
+    """The items of a :class:`~connector.store.BusinessVerdict`: one per listed mismatch, then a summary."""
+    counts = ", ".join(f"{count} {label}" for label, count in verdict.counts.items())
+    seconds = f"{verdict.seconds:.1f} s"
+    if verdict.ok:
+        return [{"what": "business rows", "ok": True, "detail": f"{counts} checked in {seconds}"}]
+    items = [{"what": f"{m.table} {m.row}", "ok": False, "detail": m.problem} for m in verdict.mismatches]
+    more = verdict.total - len(verdict.mismatches)
+    items.append({"what": "business rows", "ok": False,
+                  "detail": f"{verdict.total} mismatches" + (f" ({more} not listed)" if more else "")
+                  + f"; {counts} checked in {seconds}"})
+    return items
 
 
 def _probe_source(name: str, source: dict[str, Any]) -> dict[str, Any]:

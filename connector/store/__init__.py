@@ -9,7 +9,8 @@ groups running several agents is a new implementation of these methods, not a re
 
 Areas (one module each): ``audit`` (hash chain), ``invoices`` (versions, documents, cursors),
 ``quarantine``, ``assignments`` (outbox, batches, factor events, limits), ``statements``,
-``reconciliation`` (allocations, ledger), ``jobs`` (agent runs). Schema: ``migrations``.
+``reconciliation`` (allocations, ledger), ``jobs`` (agent runs), ``integrity`` (the business-row check of
+``cessio check``). Schema: ``migrations``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from connector.store.base import StoreBase
 from connector.store.channels import ChannelsMixin
 from connector.store.desk import DeskMixin
 from connector.store.einvoice import EinvoiceMixin
+from connector.store.integrity import BusinessVerdict, IntegrityMixin, Mismatch
 from connector.store.invoices import InvoicesMixin, SaveResult
 from connector.store.jobs import JobsMixin
 from connector.store.quarantine import QuarantineMixin
@@ -30,7 +32,8 @@ from connector.store.statements import StatementsMixin
 
 
 class Store(AuditMixin, InvoicesMixin, QuarantineMixin, SourcesMixin, EinvoiceMixin, AssignmentsMixin,
-            ChannelsMixin, StatementsMixin, ReconciliationMixin, JobsMixin, AgentMixin, DeskMixin, StoreBase):
+            ChannelsMixin, StatementsMixin, ReconciliationMixin, JobsMixin, AgentMixin, DeskMixin, IntegrityMixin,
+            StoreBase):
     """The SQLite store (WAL, synchronous=FULL, BEGIN IMMEDIATE writes, hash-chained audit)."""
 
     def backlog(self) -> dict[str, int]:
@@ -46,4 +49,4 @@ class Store(AuditMixin, InvoicesMixin, QuarantineMixin, SourcesMixin, EinvoiceMi
         }
 
 
-__all__ = ["AuditVerdict", "SaveResult", "Store"]
+__all__ = ["AuditVerdict", "BusinessVerdict", "Mismatch", "SaveResult", "Store"]

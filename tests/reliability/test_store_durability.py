@@ -253,15 +253,33 @@ def test_c7_broken_pages_are_detected_by_check(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def _business_rows(db: Path) -> object:
+    """Every ``invoices`` and ``invoice_versions`` row as stored (bytes for text), or the error reading them."""
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        conn.text_factory = bytes
+        try:
+            return [conn.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
+                    for table in ("invoices", "invoice_versions")]
+        finally:
+            conn.close()
+    except (sqlite3.Error, UnicodeDecodeError) as exc:
+        return repr(exc)
+
+
 def test_c7_random_scribbles_never_crash_check(tmp_path):
     """Bytes scribbled anywhere: ``cessio check`` answers (ok or FAIL), never with a traceback.
-    (Before the fix in connector/operations.py and store/base.py, 12 of 30 such files gave a traceback.)"""
+    (Before the fix in connector/operations.py and store/base.py, 12 of 30 such files gave a traceback.)
+
+    And a store that ``check`` passes has its invoice rows intact (finding 8): before the business-row
+    check, 5 of these 8 files passed with changed bytes inside ``invoices`` / ``invoice_versions`` rows."""
     import random
 
     base = tmp_path / "c7-base.db"
     _store_with_rows(base)
     original = base.read_bytes()
-    failures = 0
+    intact = _business_rows(base)
+    failures = caught_by_rows = 0
     for seed in range(8):
         rng = random.Random(seed)
         data = bytearray(original)
@@ -274,7 +292,12 @@ def test_c7_random_scribbles_never_crash_check(tmp_path):
         assert "Traceback" not in proc.stderr, (seed, proc.stderr[-2000:])
         assert proc.returncode in (0, 1)
         failures += proc.returncode == 1
+        if proc.returncode == 0:
+            assert _business_rows(db) == intact, (seed, proc.stdout)
+        caught_by_rows += bool(re.search(r"^ok   store:.*\n^ok   audit:", proc.stdout, re.M)) \
+            and "FAIL business rows:" in proc.stdout
     assert failures >= 1
+    assert caught_by_rows >= 1  # the scribbles this test makes do reach invoice rows that quick_check passes
 
 
 # -- C8: online backup while writing --------------------------------------------------------------------------
