@@ -79,4 +79,23 @@ def _what(data: bytes) -> str:
         return "a PDF (statements are read as camt, MT940 or CFONB 120)"
     if b":61:" in data[:100_000] or b":60F:" in data[:100_000]:
         return "MT940 fragment without a :20: statement header"
+    cfonb_like = _cfonb_shape(data)
+    if cfonb_like:
+        return cfonb_like
     return "not a camt.052/053/054, MT940/MT942 or CFONB 120 statement"
+
+
+def _cfonb_shape(data: bytes) -> str | None:
+    """Why a file whose records look like CFONB 120 (codes 01/04/05/07) was not read as one: the usual causes
+    are a re-encoding (UTF-8 makes an accented record longer than 120) or a download cut mid-record."""
+    records = [r.rstrip(b"\r") for r in data[:200_000].split(b"\n") if r.strip()]
+    if not records or sum(r[:2] in (b"01", b"04", b"05", b"07") for r in records) < 0.9 * len(records):
+        return None
+    for number, record in enumerate(records, start=1):
+        if len(record) != 120 and not (number == len(records) and len(record) < 120):
+            hint = " (re-encoded as UTF-8? CFONB files are Latin-1, one byte per character)" \
+                if len(record) > 120 and any(b >= 0x80 for b in record) else ""
+            return f"CFONB 120 records must be 120 characters; line {number} has {len(record)}{hint}"
+    if len(records[-1]) < 120:
+        return f"CFONB 120 file cut mid-record: its last line has {len(records[-1])} of 120 characters"
+    return None

@@ -53,6 +53,21 @@ def test_a_broken_file_is_quarantined_whole(store, tmp_path):
     assert store.count_statement_lines() == 0 and store.quarantined()[0]["location"] == str(broken)
 
 
+def test_a_cfonb_file_re_encoded_or_cut_says_why(store):
+    """The two usual accidents with CFONB 120 name their cause instead of "not a statement"."""
+    data = (FIXTURES / "identical-twice.cfonb").read_bytes()
+    records = data.split(b"\r\n")
+    accented = records[1][:48] + "VIR SOCIETE GENERALE PRODUITS É".encode("latin-1") + records[1][79:]
+    assert len(accented) == 120
+    utf8 = b"\r\n".join([records[0], accented.decode("latin-1").encode("utf-8"), *records[2:]])
+    result = import_bytes(store, utf8, file_name="utf8.cfonb")
+    assert "utf8.cfonb" in result.error and "line 2 has 121" in result.error and "UTF-8" in result.error
+    cut = data[: len(records[0]) + 2 + 60]
+    result = import_bytes(store, cut, file_name="cut.cfonb")
+    assert "cut.cfonb" in result.error and "cut mid-record" in result.error
+    assert store.count_statement_lines() == 0
+
+
 def movement(event_id, amount, day, kind="funding"):
     return {"event_id": event_id, "amount_minor": amount, "currency": "EUR", "occurred_on": day, "kind": kind,
             "invoice_key": None}
