@@ -26,7 +26,7 @@ from lxml import etree
 from connector.errors import MoneyError, Quarantine
 from connector.model import Statement, StatementLine
 from connector.money import Money
-from connector.xmlsafe import MAX_STATEMENT_BYTES, parse_xml
+from connector.xmlsafe import MAX_STATEMENT_BYTES, iter_xml, parse_xml
 
 NAMESPACE = re.compile(r"^urn:iso:std:iso:20022:tech:xsd:camt\.(052|053|054)\.001\.(\d\d)$")
 CONTAINERS = {"052": ("BkToCstmrAcctRpt", "Rpt"), "053": ("BkToCstmrStmt", "Stmt"),
@@ -71,15 +71,65 @@ class _Paths:
 
 
 def read_camt(data: bytes, source: str = "camt", report: CamtReport | None = None) -> list[Statement]:
-    """Every statement of a camt message; a malformed one raises :class:`Quarantine` naming the field."""
-    root = parse_xml(data, source=source, max_bytes=MAX_STATEMENT_BYTES)
+    """Every statement of a camt message; a malformed one raises :class:`Quarantine` naming the field.
+
+    The document is streamed (:func:`connector.xmlsafe.iter_xml`): each entry is read as it ends, then
+    dropped from the tree, so a statement of 100,000 entries costs the memory of its lines, not of a whole
+    XML tree (tens of times the file's size)."""
+    report = report if report is not None else CamtReport()
+    statements: list[Statement] = []
+    doc: _Document | None = None
+    current: _Open | None = None
+    containers = tuple(f"{{*}}{name}" for _, name in CONTAINERS.values())
+    for element in iter_xml(data, ("{*}Ntry", *containers), source=source, max_bytes=MAX_STATEMENT_BYTES):
+        if doc is None:
+            doc = _document(element.getroottree().getroot(), source, report)
+        parent = element.getparent()
+        if etree.QName(element).localname == "Ntry":
+            if parent is None or parent.getparent() is not doc.body:
+                continue  # not an entry of a statement of this message
+            if current is None or current.element is not parent:
+                current = _Open(parent, len(statements) + 1, doc, source)
+            current.add_entry(element, report)
+            # the entry is read: empty it and drop the ones before it (the statement's own fields stay)
+            element.clear(keep_tail=True)
+            previous = element.getprevious()
+            while previous is not None and previous.tag == element.tag:
+                parent.remove(previous)
+                previous = element.getprevious()
+        elif parent is doc.body and element.tag == doc.p(doc.container):
+            if current is None or current.element is not element:
+                current = _Open(element, len(statements) + 1, doc, source)
+            statements.append(current.close(report))
+            current = None
+            element.clear(keep_tail=True)
+            while element.getprevious() is not None and element.getprevious().tag == element.tag:
+                doc.body.remove(element.getprevious())
+    if doc is None:  # no statement element at all: say what the document is
+        root = parse_xml(data, source=source, max_bytes=MAX_STATEMENT_BYTES)
+        doc = _document(root, source, report)
+    if not statements:
+        raise Quarantine(f"{doc.version} holds no {doc.container} (empty message)", source=source,
+                         field=doc.container)
+    return statements
+
+
+@dataclass
+class _Document:
+    version: str
+    container: str
+    body: etree._Element
+    p: _Paths
+    created: dt.date | None
+
+
+def _document(root: etree._Element, source: str, report: CamtReport) -> _Document:
     version = detect(root)
     if version is None:
         raise Quarantine(f"not a camt.052/053/054 document (root {root.tag})", source=source)
     kind = version[5:8]
     message, container = CONTAINERS[kind]
     p = _Paths(etree.QName(root).namespace)
-    report = report if report is not None else CamtReport()
     report.kind, report.version = f"camt.{kind}", version
     body = root.find(p(message))
     if body is None:  # the 001.01 versions named the message element with a "V01" suffix
@@ -87,54 +137,63 @@ def read_camt(data: bytes, source: str = "camt", report: CamtReport | None = Non
     if body is None:
         raise Quarantine(f"{version} without its {message} element", source=source, field=message)
     report.message_id = _text(body, p, "GrpHdr/MsgId")
-    created = _date_of(_text(body, p, "GrpHdr/CreDtTm"))
-    statements = []
-    found = body.findall(p(container))
-    if not found:
-        raise Quarantine(f"{version} holds no {container} (empty message)", source=source, field=container)
-    for index, element in enumerate(found, start=1):
-        where = f"{source}: {container}[{index}]"
-        statements.append(_statement(element, p, where, version, created, report))
-    return statements
+    return _Document(version, container, body, p, _date_of(_text(body, p, "GrpHdr/CreDtTm")))
 
 
-# -- one statement -------------------------------------------------------------------------------------
+class _Open:
+    """One statement being read: its account and dates (which come before its entries), its lines so far."""
 
-def _statement(element: etree._Element, p: _Paths, where: str, version: str, created: dt.date | None,
-               report: CamtReport) -> Statement:
-    account = (_text(element, p, "Acct/Id/IBAN") or _text(element, p, "Acct/Id/Othr/Id")
-               or _text(element, p, "Acct/Id/PrtryAcct/Id") or "").replace(" ", "")
-    if not account:
-        raise Quarantine("statement without an account id", source=where, field="Acct/Id")
-    statement_id = _text(element, p, "Id")
-    sequence = _text(element, p, "ElctrncSeqNb") or _text(element, p, "LglSeqNb")
-    currency = _text(element, p, "Acct/Ccy")
-    own_created = _date_of(_text(element, p, "CreDtTm")) or created
-    balances = _balances(element, p, where)
-    entries = element.findall(p("Ntry"))
-    if currency is None:
-        first = element.find(p("Ntry/Amt")) if entries else element.find(p("Bal/Amt"))
-        currency = first.get("Ccy") if first is not None else None
-    if currency is None:
-        raise Quarantine("no currency: neither Acct/Ccy, an entry nor a balance names one", source=where,
-                         field="Acct/Ccy")
-    lines: list[StatementLine] = []
-    for number, entry in enumerate(entries, start=1):
-        lines.extend(_entry(entry, p, f"{where}/Ntry[{number}]", account, own_created, report))
-    opening = next((b for code in OPENING_CODES for b in balances if b[0] == code), None)
-    closing = next((b for code in CLOSING_CODES for b in balances if b[0] == code), None)
-    from_text = _text(element, p, "FrToDt/FrDtTm") or _text(element, p, "FrToDt/FrDt")
-    to_text = _text(element, p, "FrToDt/ToDtTm") or _text(element, p, "FrToDt/ToDt")
-    dates = [line.booking_date for line in lines]
-    from_date = _date_of(from_text) or (opening[2] if opening else None) or (min(dates) if dates else None)
-    to_date = _date_of(to_text) or (closing[2] if closing else None) or (max(dates) if dates else None)
-    # a balance in another currency than the account's (seen in synthetic files) cannot chain the account
-    opening_money = opening[1] if opening and opening[1].currency == currency else None
-    closing_money = closing[1] if closing and closing[1].currency == currency else None
-    ident = statement_id if not sequence else f"{statement_id or ''}#{sequence}"
-    return Statement(account=account, currency=currency, lines=tuple(lines), statement_id=ident,
-                     format=version, opening_balance=opening_money, closing_balance=closing_money,
-                     from_date=from_date, to_date=to_date)
+    def __init__(self, element: etree._Element, index: int, doc: _Document, source: str) -> None:
+        p = doc.p
+        self.element, self.doc, self.p = element, doc, p
+        self.where = f"{source}: {doc.container}[{index}]"
+        self.account = (_text(element, p, "Acct/Id/IBAN") or _text(element, p, "Acct/Id/Othr/Id")
+                        or _text(element, p, "Acct/Id/PrtryAcct/Id") or "").replace(" ", "")
+        if not self.account:
+            raise Quarantine("statement without an account id", source=self.where, field="Acct/Id")
+        self.created = _date_of(_text(element, p, "CreDtTm")) or doc.created
+        self.lines: list[StatementLine] = []
+        self.entries = 0
+        self.first_entry_currency: str | None = None
+
+    def add_entry(self, entry: etree._Element, report: CamtReport) -> None:
+        self.entries += 1
+        if self.entries == 1:
+            amount = entry.find(self.p("Amt"))
+            self.first_entry_currency = amount.get("Ccy") if amount is not None else None
+        self.lines.extend(_entry(entry, self.p, f"{self.where}/Ntry[{self.entries}]", self.account, self.created,
+                                 report))
+
+    def close(self, report: CamtReport) -> Statement:
+        element, p, where = self.element, self.p, self.where
+        statement_id = _text(element, p, "Id")
+        sequence = _text(element, p, "ElctrncSeqNb") or _text(element, p, "LglSeqNb")
+        currency = _text(element, p, "Acct/Ccy")
+        balances = _balances(element, p, where)
+        if currency is None:
+            if self.entries:
+                currency = self.first_entry_currency
+            else:
+                first = element.find(p("Bal/Amt"))
+                currency = first.get("Ccy") if first is not None else None
+        if currency is None:
+            raise Quarantine("no currency: neither Acct/Ccy, an entry nor a balance names one", source=where,
+                             field="Acct/Ccy")
+        lines = self.lines
+        opening = next((b for code in OPENING_CODES for b in balances if b[0] == code), None)
+        closing = next((b for code in CLOSING_CODES for b in balances if b[0] == code), None)
+        from_text = _text(element, p, "FrToDt/FrDtTm") or _text(element, p, "FrToDt/FrDt")
+        to_text = _text(element, p, "FrToDt/ToDtTm") or _text(element, p, "FrToDt/ToDt")
+        dates = [line.booking_date for line in lines]
+        from_date = _date_of(from_text) or (opening[2] if opening else None) or (min(dates) if dates else None)
+        to_date = _date_of(to_text) or (closing[2] if closing else None) or (max(dates) if dates else None)
+        # a balance in another currency than the account's (seen in synthetic files) cannot chain the account
+        opening_money = opening[1] if opening and opening[1].currency == currency else None
+        closing_money = closing[1] if closing and closing[1].currency == currency else None
+        ident = statement_id if not sequence else f"{statement_id or ''}#{sequence}"
+        return Statement(account=self.account, currency=currency, lines=tuple(lines), statement_id=ident,
+                         format=self.doc.version, opening_balance=opening_money, closing_balance=closing_money,
+                         from_date=from_date, to_date=to_date)
 
 
 def _balances(element: etree._Element, p: _Paths, where: str) -> list[tuple[str, Money, dt.date | None]]:
