@@ -62,6 +62,7 @@ def fuzz_with_atheris(name: str, seconds: int, workdir: Path) -> dict:
         shutil.copy(seed, corpus / seed.name)  # a private working copy: the shared corpus stays read-only
     crashes = CRASH_FIXTURES / name
     crashes.mkdir(parents=True, exist_ok=True)
+    known_fixtures = {p.name for p in crashes.iterdir()}  # regression fixtures of earlier campaigns
     started = time.monotonic()
     executions = 0
     runs = 0
@@ -83,8 +84,8 @@ def fuzz_with_atheris(name: str, seconds: int, workdir: Path) -> dict:
             crashed = True
             tail += proc.stderr.strip().splitlines()[-12:]
     elapsed = time.monotonic() - started
-    found = sorted(p.name for p in crashes.iterdir()) if crashes.is_dir() else []
-    if not found:
+    found = sorted(p.name for p in crashes.iterdir() if p.name not in known_fixtures) if crashes.is_dir() else []
+    if not found and not known_fixtures:
         crashes.rmdir()
     return {"target": name, "engine": "atheris", "seconds": round(elapsed), "executions": executions,
             "exec_per_s": round(executions / max(elapsed, 1)), "crashed": crashed, "crash_fixtures": found,
