@@ -274,7 +274,8 @@ class InboxReport:
                 "rejected_files": self.rejected}
 
 
-def _free_name(folder: Path, name: str, digest: str) -> Path:
+def free_name(folder: Path, name: str, digest: str) -> Path:
+    """``folder/name``, or ``name`` with the start of the content's digest added when that name is taken."""
     target = folder / name
     if not target.exists():
         return target
@@ -345,13 +346,13 @@ def process_inbox(store: Any, inbox: Any, *, min_age_seconds: float | None = Non
             outcome = _reject(store, error, str(path), None)
         digest = hashlib.sha256(data or path.name.encode()).hexdigest()
         if outcome.status == "rejected":
-            target = _free_name(rejected_dir, path.name, digest)
+            target = free_name(rejected_dir, path.name, digest)
             error_text = _error_text(outcome)
             Path(f"{target}.error.txt").write_text(error_text, encoding="utf-8")
             shutil.move(str(path), target)
             report.rejected.append(path.name)
         else:
-            shutil.move(str(path), _free_name(processed_dir, path.name, digest))
+            shutil.move(str(path), free_name(processed_dir, path.name, digest))
             report.processed.append(path.name)
     return report
 

@@ -43,14 +43,6 @@ class StatementInboxReport:
                 "duplicate_lines": self.duplicates, "rejected_files": self.rejected}
 
 
-def _target(folder: Path, name: str, digest: str) -> Path:
-    target = folder / name
-    if not target.exists():
-        return target
-    stem, dot, suffix = name.partition(".")
-    return folder / f"{stem}-{digest[:12]}{dot}{suffix}"
-
-
 def _head(path: Path) -> bytes:
     with path.open("rb") as fp:
         return fp.read(DETECT_BYTES)
@@ -62,7 +54,7 @@ def import_inbox_statements(store: Any, folder: Path | str, *, min_age_seconds: 
     from adapters.statements import detect_format
     from connector.clock import utcnow
     from connector.errors import Quarantine, StoreError
-    from connector.ingest import SKIPPED_SUFFIXES, read_file_capped
+    from connector.ingest import SKIPPED_SUFFIXES, free_name, read_file_capped
     from connector.reconcile.importing import FileImport, import_bytes
 
     folder = Path(folder)
@@ -97,7 +89,7 @@ def import_inbox_statements(store: Any, folder: Path | str, *, min_age_seconds: 
         if result.error:
             rejected = folder / "rejected"
             rejected.mkdir(exist_ok=True)
-            target = _target(rejected, path.name, digest)
+            target = free_name(rejected, path.name, digest)
             Path(f"{target}.error.txt").write_text(
                 f"file: {path.name}\nkind: bank or factor statement ({detect_format(data[:DETECT_BYTES])})\n"
                 f"reason: {result.error}\nThe statement was not imported; fix it (or download it again) and drop "
@@ -107,7 +99,7 @@ def import_inbox_statements(store: Any, folder: Path | str, *, min_age_seconds: 
             continue
         processed = folder / "processed"
         processed.mkdir(exist_ok=True)
-        shutil.move(str(path), _target(processed, path.name, digest))
+        shutil.move(str(path), free_name(processed, path.name, digest))
         report.imported.append(path.name)
         report.new_lines += result.new
         report.duplicates += result.duplicates
