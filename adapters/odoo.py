@@ -273,11 +273,7 @@ class OdooAdapter(Adapter):
         if existing is not None:
             return existing
         move_id = int(source_id)
-        move = self.execute("account.move", "read", [[move_id]], {"fields": ["state", "currency_id"]})
-        if not move or move[0]["state"] != "posted":
-            raise StopAndAsk(f"Odoo move {move_id} is not a posted invoice")
-        if (_m2o(move[0]["currency_id"]) or (0, ""))[1] != amount.currency:
-            raise StopAndAsk(f"Odoo move {move_id} is not in {amount.currency}")
+        self._posted_invoice(move_id, amount.currency, [])
         journals = self.execute("account.journal", "search", [[["code", "=", journal_code]]], {"limit": 1})
         if not journals:
             raise ConfigError(f"no journal with code {journal_code!r}", key=f"sources.{self.name}.payment_journal")
@@ -290,6 +286,16 @@ class OdooAdapter(Adapter):
         if created is None:
             raise RetryLater(f"Odoo registered no payment {reference!r} yet; looked up again next time")
         return created
+
+    def _posted_invoice(self, move_id: int, currency: str, fields: list[str]) -> dict[str, Any]:
+        """Invoice ``move_id`` as Odoo holds it (with ``fields``), refused unless posted and in ``currency``:
+        a write-back never lands on a draft or on an invoice in another currency."""
+        move = self.execute("account.move", "read", [[move_id]], {"fields": ["state", "currency_id", *fields]})
+        if not move or move[0]["state"] != "posted":
+            raise StopAndAsk(f"Odoo move {move_id} is not a posted invoice")
+        if (_m2o(move[0]["currency_id"]) or (0, ""))[1] != currency:
+            raise StopAndAsk(f"Odoo move {move_id} is not in {currency}")
+        return move[0]
 
     def find_entry(self, reference: str) -> str | None:
         found = self.execute("account.move", "search", [[["ref", "=", reference], ["move_type", "=", "entry"],
@@ -308,13 +314,8 @@ class OdooAdapter(Adapter):
         if existing is not None:
             return existing
         move_id = int(source_id)
-        move = self.execute("account.move", "read", [[move_id]],
-                            {"fields": ["state", "currency_id", "amount_residual", "partner_id"]})
-        if not move or move[0]["state"] != "posted":
-            raise StopAndAsk(f"Odoo move {move_id} is not a posted invoice")
-        if (_m2o(move[0]["currency_id"]) or (0, ""))[1] != amount.currency:
-            raise StopAndAsk(f"Odoo move {move_id} is not in {amount.currency}")
-        owed = _money(move[0]["amount_residual"], amount.currency, "amount_residual")
+        move = self._posted_invoice(move_id, amount.currency, ["amount_residual", "partner_id"])
+        owed = _money(move["amount_residual"], amount.currency, "amount_residual")
         if owed != amount:  # writing off anything else would hide a real difference: a person decides
             raise StopAndAsk(f"Odoo invoice {move_id} still owes {owed}, Cessio would write off {amount}")
         receivable = self.execute("account.move.line", "search_read",
