@@ -75,18 +75,30 @@ def factor_positions(store: Any, config: Any) -> list[dict[str, Any]]:
     return positions
 
 
-def _settled_lines(store: Any, config: Any, name: str) -> list[str]:
-    """Invoices the factor holds that the ERP now reports paid, partly paid or cancelled (read only: the
-    assignment run records them in the audit log), each with what to tell the factor."""
+def configured_mode(config: Any, name: str) -> str:
+    """The factoring mode of factor ``name`` in ``config`` (a profile or its raw table); a factor no longer
+    configured (its assignments remain) is taken as notified."""
+    profile = (config.factors or {}).get(name) if config is not None else None
+    mode = getattr(profile, "mode", None) or (profile.get("mode") if isinstance(profile, dict) else None)
+    return mode or "notified"
+
+
+def settled_after_assignment(store: Any, config: Any, name: str | None = None) -> list[dict[str, Any]]:
+    """Invoices a factor holds that the ERP now reports paid, partly paid or cancelled (read only: the
+    assignment run records them in the audit log), each row with ``action``: what to tell the factor."""
     from connector.factors.engine import erp_settled_action
 
     if not hasattr(store, "erp_settled_assignments"):
         return []
-    profile = config.factors.get(name) if config is not None else None
-    mode = getattr(profile, "mode", None) or (profile.get("mode") if isinstance(profile, dict) else None) \
-        or "notified"
-    return [f"{r['number']} ({r['erp_status']}, assignment {r['state']}): {erp_settled_action(r['erp_status'], mode)}"
-            for r in store.erp_settled_assignments(name)]
+    rows = store.erp_settled_assignments(name)
+    for row in rows:
+        row["action"] = erp_settled_action(row["erp_status"], configured_mode(config, row["factor"]))
+    return rows
 
 
-__all__ = ["factor_positions", "probe_factor"]
+def _settled_lines(store: Any, config: Any, name: str) -> list[str]:
+    return [f"{r['number']} ({r['erp_status']}, assignment {r['state']}): {r['action']}"
+            for r in settled_after_assignment(store, config, name)]
+
+
+__all__ = ["configured_mode", "factor_positions", "probe_factor", "settled_after_assignment"]

@@ -159,21 +159,22 @@ class AssignmentsMixin:
                         "reason": "ERP status after claim"})
         return [r["invoice_key"] for r in rows]
 
-    def erp_settled_assignments(self, factor: str) -> list[dict[str, Any]]:
-        """Invoices this factor holds (or may hold) that the ERP now reports paid, partly paid or cancelled,
-        and not yet closed by the factor's own events (a collection, a release...). ``flagged`` tells whether
-        :meth:`flag_erp_settled_assignment` already recorded this status for the assignment."""
+    def erp_settled_assignments(self, factor: str | None = None) -> list[dict[str, Any]]:
+        """Invoices this factor (every factor when ``None``) holds or may hold that the ERP now reports paid,
+        partly paid or cancelled, and not yet closed by the factor's own events (a collection, a release...).
+        ``flagged`` tells whether :meth:`flag_erp_settled_assignment` already recorded this status."""
         done = ", ".join("?" for _ in DONE_INVOICE_STATES)
         settled = ", ".join("?" for _ in ERP_SETTLED_STATUSES)
         return [dict(r) for r in self._all(
-            "SELECT a.id AS assignment_id, a.invoice_key, a.state, a.remote_id, a.amount_minor, a.currency, "
+            "SELECT a.id AS assignment_id, a.factor, a.invoice_key, a.state, a.remote_id, a.amount_minor, "
+            "a.currency, "
             "i.id AS invoice_id, i.number, i.erp_status, i.amount_due_minor, i.financing_state, "
             "EXISTS (SELECT 1 FROM audit WHERE entity = 'assignment:' || a.id AND event = 'assignment.erp_settled' "
             "AND json_extract(payload, '$.erp_status') = i.erp_status) AS flagged "
-            "FROM assignments a JOIN invoices i ON i.id = a.invoice_id WHERE a.factor = ? AND a.kind = 'assignment' "
-            "AND a.state NOT IN ('declined', 'cancelled', 'rejected', 'hold') "
+            "FROM assignments a JOIN invoices i ON i.id = a.invoice_id WHERE (a.factor = ? OR ? IS NULL) "
+            "AND a.kind = 'assignment' AND a.state NOT IN ('declined', 'cancelled', 'rejected', 'hold') "
             f"AND i.financing_state NOT IN ({done}) AND i.erp_status IN ({settled}) ORDER BY a.id",
-            (factor, *DONE_INVOICE_STATES, *ERP_SETTLED_STATUSES))]
+            (factor, factor, *DONE_INVOICE_STATES, *ERP_SETTLED_STATUSES))]
 
     def flag_erp_settled_assignment(self, factor: str, row: dict[str, Any], action: str) -> None:
         """Audit, once per assignment and ERP status, that the factor must be told (``action`` says how)."""

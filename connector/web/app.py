@@ -22,6 +22,7 @@ from typing import Any
 from flask import Flask, Response, abort, flash, g, redirect, render_template, request, url_for
 
 from connector.errors import CessioError, MoneyError
+from connector.factors import settled_after_assignment
 from connector.money import Money
 from connector.web import auth, i18n
 
@@ -354,6 +355,7 @@ def create_app(store_path: str | Path, *, config: Any = None, secure_cookies: bo
             limits = g.store.desk_limit_use()
             accounts = g.store.desk_factor_accounts()
             gaps = list(reversed(g.store.factor_gap_rows()))[:100]  # the factor current-account journal, newest first
+            settled = settled_after_assignment(g.store, desk_config())  # each with what to tell the factor
         for row in rows:
             row["reason_list"] = _json_list(row["reasons"]) if row["reasons"] else []
         for gap in gaps:
@@ -367,7 +369,7 @@ def create_app(store_path: str | Path, *, config: Any = None, secure_cookies: bo
             item["use_pct"] = (Decimal(item["used_minor"] * 100) / item["limit_minor"]).quantize(Decimal("1")) \
                 if item["limit_minor"] else None
         return render_template("assignments.html", rows=rows, limits=limits, accounts=accounts, gaps=gaps,
-                               page=page, pages=max(1, -(-total // PAGE_SIZE)))
+                               settled=settled, page=page, pages=max(1, -(-total // PAGE_SIZE)))
 
     # -- quarantine -------------------------------------------------------------------------------------------
     @app.get("/quarantine")

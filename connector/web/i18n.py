@@ -35,6 +35,17 @@ FRENCH: dict[str, str] = {
     "Accept": "Accepter", "Reject": "Rejeter", "Split": "Répartir", "Proposal": "Proposition",
     "invoices": "factures", "partial": "partiel", "Day": "Jour", "Cessio": "Cessio",
     "Factor's statement": "Relevé du factor", "Gap": "Écart",
+    "Settled in the ERP after assignment": "Réglées dans l'ERP après cession", "In the ERP": "Dans l'ERP",
+    "Assigned": "Cédé", "What to tell the factor": "À signaler au factor", "Recorded": "Enregistré",
+    "in the audit log": "au journal d'audit", "at the next assignment run": "à la prochaine cession",
+    "No assigned invoice was paid or cancelled in the ERP.": "Aucune facture cédée n'a été réglée ou annulée "
+                                                              "dans l'ERP.",
+    "ask the factor to cancel the assignment (or notify a credit note)":
+        "demander au factor d'annuler la cession (ou notifier un avoir)",
+    "report the collection to the factor (the debtor paid the company, as agreed)":
+        "déclarer l'encaissement au factor (le débiteur a payé l'entreprise, comme convenu)",
+    "indirect payment: the debtor paid the company, not the factor; pass the money on and report it":
+        "paiement indirect : le débiteur a payé l'entreprise, pas le factor ; reverser les fonds et le déclarer",
     "Manual allocation": "Répartition manuelle", "Allocate": "Répartir", "Remaining": "Reste à répartir",
     "Add a row": "Ajouter une ligne", "Invoice number": "Numéro de facture",
     "No candidate invoice.": "Aucune facture candidate.", "Status": "Statut", "Decided by": "Décidé par",

@@ -251,3 +251,37 @@ concentration_limit = "1"
         assert row["erp_status"] == status and row["financing_state"] == "ineligible"
         reasons = json.loads(store.last_decision(row["id"], "f")["reasons"])
         assert [r["code"] for r in reasons] == [code]
+
+
+def test_the_review_desk_lists_what_to_tell_the_factor(store):
+    """Finance staff see the invoices the ERP settled after assignment on the desk's Assignments page, with the
+    action, and whether the assignment run already recorded it (the desk itself writes nothing)."""
+    import requests
+
+    from connector.web.auth import create_user
+    from tests.web.conftest import PASSWORDS, serve_desk
+    from tests.web.test_desk import _login
+
+    _save(store, _fresh("F-1"), _fresh("F-2"))
+    decide_and_claim(store, PROFILE)
+    _send(store)
+    with store.transaction():
+        store.set_erp_status(_fresh("F-2").invoice_key, "paid")
+    create_user(store, "alice", "reviewer", PASSWORDS["alice"])
+
+    def settled_table(served, lang: str = "en") -> str:
+        with requests.Session() as session:
+            assert _login(session, served.url, "alice").ok
+            page = session.get(f"{served.url}/assignments", params={"lang": lang}, timeout=10).text
+        return page.split('data-testid="settled"', 1)[1].split("</table>", 1)[0]
+
+    with serve_desk(store.path) as served:
+        table = settled_table(served)
+        assert "F-2" in table and "F-1" not in table and "indirect payment" in table
+        assert "at the next assignment run" in table
+        decide_and_claim(store, PROFILE)  # the run records it once in the audit log
+        assert "in the audit log" in settled_table(served)
+        assert "paiement indirect" in settled_table(served, "fr")
+    rows = store.audit_rows(limit=10_000)
+    assert sum(r["event"] == "assignment.erp_settled" for r in rows) == 1
+    assert {r["event"] for r in rows if r["actor"].startswith("desk:")} == {"desk.login"}  # reading writes nothing
