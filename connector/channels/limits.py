@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import requests
 
+from connector.channels.http import BearerApi
 from connector.clock import today, utc_iso
 from connector.errors import Quarantine, RetryLater, StopAndAsk
 from connector.model import Party
@@ -130,16 +131,9 @@ class LimitApi(Protocol):
     def decision(self, remote_id: str) -> Mapping[str, Any] | None: ...
 
 
-class HttpLimitApi:
+class HttpLimitApi(BearerApi):
     """``POST {base}/limits`` (Idempotency-Key header), ``GET {base}/limits?idempotency_key=``,
     ``GET {base}/limits/{id}``; explicit (connect, read) timeouts; network failures → RetryLater."""
-
-    def __init__(self, base_url: str, *, token: str | None = None, timeout: tuple[float, float] = (5.0, 30.0)):
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self.session = requests.Session()
-        if token:
-            self.session.headers["Authorization"] = f"Bearer {token}"
 
     def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         try:

@@ -20,6 +20,7 @@ from typing import Any
 
 import requests
 
+from connector.channels.http import BearerApi
 from connector.errors import Quarantine, RetryLater, StopAndAsk
 from connector.model import FactorEvent
 from connector.money import Money
@@ -32,15 +33,8 @@ class AmbiguousFailure(RetryLater):
     """The platform may or may not have received the request: look it up before any resend."""
 
 
-class PlatformApi:
+class PlatformApi(BearerApi):
     """The platform's HTTP API (see :mod:`connector.sandbox.platform` for the contract it plays)."""
-
-    def __init__(self, base_url: str, *, token: str | None = None, timeout: tuple[float, float] = (5.0, 30.0)):
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self.session = requests.Session()
-        if token:
-            self.session.headers["Authorization"] = f"Bearer {token}"
 
     def submit(self, payable: Mapping[str, Any], idempotency_key: str) -> dict[str, Any]:
         try:
