@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -74,6 +75,58 @@ class _Paths:
                               for step in path.split("/"))
             self._cache[path] = cached
         return cached
+
+
+class _Found:
+    """The elements below one entry (or one transaction, or one balance) by their path of local names,
+    ``"Refs/EndToEndId"`` → elements in document order: the subtree is walked once, then each of the ~30
+    fields an entry is read for is a dictionary look-up instead of an ElementPath search (3-4x faster on a
+    statement of 20,000 entries). Only elements in the document's namespace are indexed, as a search with
+    Clark names would find; the subtrees at ``stop`` paths (an entry's transactions) are left to their own
+    index."""
+
+    __slots__ = ("paths",)
+
+    def __init__(self, element: etree._Element, namespace: str, stop: frozenset[str] = frozenset()) -> None:
+        paths: dict[str, list[etree._Element]] = {}
+        prefix = f"{{{namespace}}}" if namespace else ""
+        cut = len(prefix)
+        stack: list[tuple[Iterator[etree._Element], str]] = [(iter(element), "")]
+        while stack:  # preorder, iteratively: document order, and no recursion limit on deep input
+            children, above = stack[-1]
+            for child in children:
+                tag = child.tag
+                if tag.__class__ is not str or not tag.startswith(prefix):
+                    continue  # comments, processing instructions, elements of another namespace
+                key = above + tag[cut:]
+                found = paths.get(key)
+                if found is None:
+                    paths[key] = [child]
+                else:
+                    found.append(child)
+                if len(child) and key not in stop:
+                    stack.append((iter(child), key + "/"))
+                    break
+            else:
+                stack.pop()
+        self.paths = paths
+
+    def first(self, path: str) -> etree._Element | None:
+        found = self.paths.get(path)
+        return found[0] if found else None
+
+    def all(self, path: str) -> list[etree._Element]:
+        return self.paths.get(path, [])
+
+    def text(self, path: str) -> str | None:
+        """The stripped text of the first element at ``path`` (None when absent or blank), like :func:`_text`."""
+        found = self.paths.get(path)
+        if not found or found[0].text is None:
+            return None
+        return found[0].text.strip() or None
+
+
+_TRANSACTIONS = frozenset({"NtryDtls/TxDtls"})
 
 
 def read_camt(data: bytes, source: str = "camt", report: CamtReport | None = None) -> list[Statement]:
@@ -205,9 +258,10 @@ class _Open:
 def _balances(element: etree._Element, p: _Paths, where: str) -> list[tuple[str, Money, dt.date | None]]:
     out = []
     for index, balance in enumerate(element.findall(p("Bal")), start=1):
-        code = _text(balance, p, "Tp/CdOrPrtry/Cd") or _text(balance, p, "Tp/CdOrPrtry/Prtry") or ""
-        amount = _signed(balance, p, f"{where}/Bal[{index}]")
-        date = _date_of(_text(balance, p, "Dt/Dt") or _text(balance, p, "Dt/DtTm"))
+        found = _Found(balance, p.ns)
+        code = found.text("Tp/CdOrPrtry/Cd") or found.text("Tp/CdOrPrtry/Prtry") or ""
+        amount = _signed(found, f"{where}/Bal[{index}]")
+        date = _date_of(found.text("Dt/Dt") or found.text("Dt/DtTm"))
         out.append((code.upper(), amount, date))
     return out
 
@@ -216,21 +270,23 @@ def _balances(element: etree._Element, p: _Paths, where: str) -> list[tuple[str,
 
 def _entry(entry: etree._Element, p: _Paths, where: str, account: str, created: dt.date | None,
            report: CamtReport) -> list[StatementLine]:
-    status = (_text(entry, p, "Sts/Cd") or _text(entry, p, "Sts") or "BOOK").upper()
+    found = _Found(entry, p.ns, _TRANSACTIONS)
+    text = found.text
+    status = (text("Sts/Cd") or text("Sts") or "BOOK").upper()
     if status not in ("BOOK",):
         report.pending_skipped += 1
         return []
-    amount = _signed(entry, p, where)
-    booked = _strict_date(_text(entry, p, "BookgDt/Dt") or _text(entry, p, "BookgDt/DtTm"), where, "BookgDt")
-    valued = _strict_date(_text(entry, p, "ValDt/Dt") or _text(entry, p, "ValDt/DtTm"), where, "ValDt")
+    amount = _signed(found, where)
+    booked = _strict_date(text("BookgDt/Dt") or text("BookgDt/DtTm"), where, "BookgDt")
+    valued = _strict_date(text("ValDt/Dt") or text("ValDt/DtTm"), where, "ValDt")
     booking_date = booked or valued or created
     if booking_date is None:
         raise Quarantine("entry without a booking or value date", source=where, field="BookgDt")
-    entry_ref = _clean(_text(entry, p, "AcctSvcrRef")) or _clean(_text(entry, p, "NtryRef"))
-    reversal = (_text(entry, p, "RvslInd") or "").lower() in ("true", "1")
-    code = _bank_code(entry, p)
-    entry_info = _text(entry, p, "AddtlNtryInf")
-    details = entry.findall(p("NtryDtls/TxDtls"))
+    entry_ref = _clean(text("AcctSvcrRef")) or _clean(text("NtryRef"))
+    reversal = (text("RvslInd") or "").lower() in ("true", "1")
+    code = _bank_code(found)
+    entry_info = text("AddtlNtryInf")
+    details = found.all("NtryDtls/TxDtls")
     parsed = [_details(tx, p, f"{where}/TxDtls[{n}]", amount) for n, tx in enumerate(details, start=1)]
     common = {"account": account, "booking_date": booking_date, "value_date": valued, "reversal": reversal}
 
@@ -262,30 +318,31 @@ class _Tx:
 
 
 def _details(tx: etree._Element, p: _Paths, where: str, entry_amount: Money) -> _Tx:
+    found = _Found(tx, p.ns)
+    text = found.text
     refs = {}
     for name in ("AcctSvcrRef", "EndToEndId", "UETR", "InstrId", "PmtInfId", "TxId", "MndtId", "ChqNb"):
-        value = _clean(_text(tx, p, f"Refs/{name}"))
+        value = _clean(text(f"Refs/{name}"))
         if value:
             refs[name] = value
     amount = None
-    amount_el = tx.find(p("Amt"))
+    amount_el = found.first("Amt")
     if amount_el is None:
-        amount_el = tx.find(p("AmtDtls/TxAmt/Amt"))
+        amount_el = found.first("AmtDtls/TxAmt/Amt")
     if amount_el is not None:
         amount = _money(amount_el, where)
-        indicator = _text(tx, p, "CdtDbtInd")
+        indicator = text("CdtDbtInd")
         if indicator == "DBIT" or (indicator is None and entry_amount.is_negative()):
             amount = -amount
     incoming = not entry_amount.is_negative()
     party = "Dbtr" if incoming else "Cdtr"
-    name = (_text(tx, p, f"RltdPties/{party}/Nm") or _text(tx, p, f"RltdPties/{party}/Pty/Nm")
-            or _text(tx, p, f"RltdPties/Ultmt{party}/Nm") or _text(tx, p, f"RltdPties/Ultmt{party}/Pty/Nm"))
-    iban = _text(tx, p, f"RltdPties/{party}Acct/Id/IBAN") or _text(tx, p, f"RltdPties/{party}Acct/Id/Othr/Id")
-    bic = (_text(tx, p, f"RltdAgts/{party}Agt/FinInstnId/BICFI")
-           or _text(tx, p, f"RltdAgts/{party}Agt/FinInstnId/BIC"))
-    texts = [el.text.strip() for el in tx.findall(p("RmtInf/Ustrd")) if el.text and el.text.strip()]
+    name = (text(f"RltdPties/{party}/Nm") or text(f"RltdPties/{party}/Pty/Nm")
+            or text(f"RltdPties/Ultmt{party}/Nm") or text(f"RltdPties/Ultmt{party}/Pty/Nm"))
+    iban = text(f"RltdPties/{party}Acct/Id/IBAN") or text(f"RltdPties/{party}Acct/Id/Othr/Id")
+    bic = text(f"RltdAgts/{party}Agt/FinInstnId/BICFI") or text(f"RltdAgts/{party}Agt/FinInstnId/BIC")
+    texts = [el.text.strip() for el in found.all("RmtInf/Ustrd") if el.text and el.text.strip()]
     creditor_refs = []
-    for strd in tx.findall(p("RmtInf/Strd")):
+    for strd in found.all("RmtInf/Strd"):  # per block, as the bank wrote them (rare: plain ElementPath)
         for ref in strd.findall(p("CdtrRefInf/Ref")):
             if ref.text and ref.text.strip():
                 creditor_refs.append(ref.text.strip())
@@ -296,21 +353,21 @@ def _details(tx: etree._Element, p: _Paths, where: str, entry_amount: Money) -> 
             if extra.text and extra.text.strip():
                 texts.append(extra.text.strip())
     for path in ("AddtlTxInf", "RtrInf/AddtlInf", "RtrInf/Rsn/Cd"):
-        value = _text(tx, p, path)
+        value = text(path)
         if value:
             texts.append(value)
-    charges = _charges(tx, p, where)
-    instructed_el = tx.find(p("AmtDtls/InstdAmt/Amt"))
+    charges = _charges(found, where)
+    instructed_el = found.first("AmtDtls/InstdAmt/Amt")
     instructed = _money(instructed_el, where) if instructed_el is not None else None
     return _Tx(amount, refs, name, iban.replace(" ", "") if iban else None, bic, texts, creditor_refs, charges,
-               instructed, _bank_code(tx, p))
+               instructed, _bank_code(found))
 
 
-def _charges(tx: etree._Element, p: _Paths, where: str) -> Money | None:
-    total = tx.find(p("Chrgs/TtlChrgsAndTaxAmt"))
+def _charges(found: _Found, where: str) -> Money | None:
+    total = found.first("Chrgs/TtlChrgsAndTaxAmt")
     if total is not None:
         return _money(total, where)
-    records = tx.findall(p("Chrgs/Rcrd/Amt")) or tx.findall(p("Chrgs/Amt"))
+    records = found.all("Chrgs/Rcrd/Amt") or found.all("Chrgs/Amt")
     if not records:
         return None
     amounts = [_money(r, where) for r in records]
@@ -370,13 +427,13 @@ def _clean(value: str | None) -> str | None:
     return value
 
 
-def _bank_code(element: etree._Element, p: _Paths) -> str | None:
-    domain = _text(element, p, "BkTxCd/Domn/Cd")
+def _bank_code(found: _Found) -> str | None:
+    domain = found.text("BkTxCd/Domn/Cd")
     if domain:
-        family = _text(element, p, "BkTxCd/Domn/Fmly/Cd") or ""
-        sub = _text(element, p, "BkTxCd/Domn/Fmly/SubFmlyCd") or ""
+        family = found.text("BkTxCd/Domn/Fmly/Cd") or ""
+        sub = found.text("BkTxCd/Domn/Fmly/SubFmlyCd") or ""
         return "/".join(x for x in (domain, family, sub) if x)
-    return _text(element, p, "BkTxCd/Prtry/Cd")
+    return found.text("BkTxCd/Prtry/Cd")
 
 
 def _money(element: etree._Element, where: str) -> Money:
@@ -390,12 +447,12 @@ def _money(element: etree._Element, where: str) -> Money:
         raise Quarantine(f"amount {text!r} {currency}: {exc}", source=where, field="Amt") from None
 
 
-def _signed(element: etree._Element, p: _Paths, where: str) -> Money:
-    amount_el = element.find(p("Amt"))
+def _signed(found: _Found, where: str) -> Money:
+    amount_el = found.first("Amt")
     if amount_el is None:
         raise Quarantine("no Amt", source=where, field="Amt")
     amount = _money(amount_el, where)
-    indicator = _text(element, p, "CdtDbtInd")
+    indicator = found.text("CdtDbtInd")
     if indicator not in ("CRDT", "DBIT"):
         raise Quarantine(f"CdtDbtInd {indicator!r} is neither CRDT nor DBIT", source=where, field="CdtDbtInd")
     return amount if indicator == "CRDT" else -amount
