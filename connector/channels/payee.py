@@ -84,6 +84,27 @@ def _insert_before(parent: etree._Element, new: etree._Element, following: tuple
     parent.append(new)
 
 
+def _replace(parent: etree._Element, new: etree._Element, following: tuple[str, ...]) -> None:
+    """Put ``new`` at its place in ``parent`` instead of any element of its tag: never a duplicate, so that
+    applying :func:`write_payee` twice gives the same bytes."""
+    for old in parent.findall(new.tag):
+        parent.remove(old)
+    _insert_before(parent, new, following, etree.QName(new).namespace)
+
+
+def _payment_means(parent: etree._Element, means_tag: str, code_tag: str, iban: str,
+                   following: tuple[str, ...]) -> list[etree._Element]:
+    """The ``means_tag`` children of ``parent`` (Clark names); without any, one is added, a credit transfer
+    (``code_tag`` 58 for a SEPA IBAN, else 30), to carry the factor's account."""
+    means = parent.findall(means_tag)
+    if not means:
+        means_el = etree.Element(means_tag)
+        etree.SubElement(means_el, code_tag).text = "58" if iban[:2] in SEPA_PREFIXES else "30"
+        _insert_before(parent, means_el, following, etree.QName(means_tag).namespace)
+        means = [means_el]
+    return means
+
+
 def _ubl(root: etree._Element, payee: FactorPayee, *, french_codes: bool) -> None:
     credit = etree.QName(root).localname == "CreditNote"
     type_tag = "CreditNoteTypeCode" if credit else "InvoiceTypeCode"
@@ -93,8 +114,6 @@ def _ubl(root: etree._Element, payee: FactorPayee, *, french_codes: bool) -> Non
     if french_codes:
         is_credit = credit or (type_code.text or "").strip() in CREDIT_NOTE_CODES
         type_code.text = FACTORED_TYPE["credit_note" if is_credit else "invoice"]
-    for old in root.findall(f"{{{CAC}}}PayeeParty"):
-        root.remove(old)
     party = etree.Element(f"{{{CAC}}}PayeeParty")
     identifier = payee.identifier or payee.legal_id
     if identifier:
@@ -107,23 +126,16 @@ def _ubl(root: etree._Element, payee: FactorPayee, *, french_codes: bool) -> Non
         _el(_el(tax, CAC, "TaxScheme"), CBC, "ID", "VAT")
     if payee.legal_id:
         _el(_el(party, CAC, "PartyLegalEntity"), CBC, "CompanyID", payee.legal_id, schemeID=payee.legal_id_scheme)
-    _insert_before(root, party, UBL_AFTER_PAYEE, CAC)
-    means = root.findall(f"{{{CAC}}}PaymentMeans")
-    if not means:
-        means_el = etree.Element(f"{{{CAC}}}PaymentMeans")
-        _el(means_el, CBC, "PaymentMeansCode", "58" if payee.iban[:2] in SEPA_PREFIXES else "30")
-        _insert_before(root, means_el, UBL_AFTER_PAYEE[UBL_AFTER_PAYEE.index("PaymentTerms"):], CAC)
-        means = [means_el]
-    for means_el in means:
-        for old in means_el.findall(f"{{{CAC}}}PayeeFinancialAccount"):
-            means_el.remove(old)
+    _replace(root, party, UBL_AFTER_PAYEE)
+    for means_el in _payment_means(root, f"{{{CAC}}}PaymentMeans", f"{{{CBC}}}PaymentMeansCode", payee.iban,
+                                   UBL_AFTER_PAYEE[UBL_AFTER_PAYEE.index("PaymentTerms"):]):
         account = etree.Element(f"{{{CAC}}}PayeeFinancialAccount")
         _el(account, CBC, "ID", payee.iban)
         _el(account, CBC, "Name", payee.account_name or payee.name)
         if payee.bic:
             _el(_el(account, CAC, "FinancialInstitutionBranch"), CBC, "ID", payee.bic)
         # PayeeFinancialAccount follows the means code, instruction and payment ids, precedes the mandate
-        _insert_before(means_el, account, ("PaymentMandate", "TradeFinancing"), CAC)
+        _replace(means_el, account, ("PaymentMandate", "TradeFinancing"))
 
 
 SEPA_PREFIXES = frozenset({"AT", "BE", "BG", "CH", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GB", "GR", "HR",
@@ -142,8 +154,6 @@ def _cii(root: etree._Element, payee: FactorPayee, *, french_codes: bool) -> Non
     if settlement is None:
         raise Quarantine("CII document without ApplicableHeaderTradeSettlement",
                          field="ApplicableHeaderTradeSettlement")
-    for old in settlement.findall(f"{{{RAM}}}PayeeTradeParty"):
-        settlement.remove(old)
     party = etree.Element(f"{{{RAM}}}PayeeTradeParty")
     if payee.identifier and payee.identifier != payee.legal_id:
         _el(party, RAM, "ID", payee.identifier)
@@ -152,20 +162,14 @@ def _cii(root: etree._Element, payee: FactorPayee, *, french_codes: bool) -> Non
         _el(_el(party, RAM, "SpecifiedLegalOrganization"), RAM, "ID", payee.legal_id, schemeID=payee.legal_id_scheme)
     if payee.vat_id:
         _el(_el(party, RAM, "SpecifiedTaxRegistration"), RAM, "ID", payee.vat_id, schemeID="VA")
-    _insert_before(settlement, party, CII_AFTER_PAYEE, RAM)
-    means = settlement.findall(f"{{{RAM}}}SpecifiedTradeSettlementPaymentMeans")
-    if not means:
-        means_el = etree.Element(f"{{{RAM}}}SpecifiedTradeSettlementPaymentMeans")
-        _el(means_el, RAM, "TypeCode", "58" if payee.iban[:2] in SEPA_PREFIXES else "30")
-        _insert_before(settlement, means_el, CII_AFTER_PAYEE[CII_AFTER_PAYEE.index("ApplicableTradeTax"):], RAM)
-        means = [means_el]
-    for means_el in means:
-        for old in means_el.findall(f"{{{RAM}}}PayeePartyCreditorFinancialAccount"):
-            means_el.remove(old)
+    _replace(settlement, party, CII_AFTER_PAYEE)
+    for means_el in _payment_means(settlement, f"{{{RAM}}}SpecifiedTradeSettlementPaymentMeans",
+                                   f"{{{RAM}}}TypeCode", payee.iban,
+                                   CII_AFTER_PAYEE[CII_AFTER_PAYEE.index("ApplicableTradeTax"):]):
         account = etree.Element(f"{{{RAM}}}PayeePartyCreditorFinancialAccount")
         _el(account, RAM, "IBANID", payee.iban)
         _el(account, RAM, "AccountName", payee.account_name or payee.name)
-        _insert_before(means_el, account, ("PayeeSpecifiedCreditorFinancialInstitution",), RAM)
+        _replace(means_el, account, ("PayeeSpecifiedCreditorFinancialInstitution",))
 
 
 def write_payee(data: bytes, payee: FactorPayee, *, french_codes: bool = True, with_vat: bool = False,
