@@ -75,7 +75,17 @@ class TrytonEncoder(json.JSONEncoder):
 
 
 class JsonRpcClient:
-    """POST ``{"id", "method", "params"}`` to one URL; the caller adds authentication headers."""
+    """POST ``{"id", "method", "params"}`` to one URL; the caller adds authentication headers.
+
+    The ERP's JSON dialect is :meth:`encode` and :meth:`decode` (Tryton's typed values here; Odoo's client
+    changes both); the HTTP exchange and what its failures mean (:meth:`exchange`) are the same for every ERP."""
+
+    # what a 404 most likely means: the database name is part of a Tryton URL
+    not_found_hint = "check the url and database"
+    # answers that mean the credentials were refused: a ConfigError (a person fixes the config), not a stop
+    refused_statuses: tuple[int, ...] = (401, 403)
+    # whether a 429/5xx answer's Retry-After header becomes the RetryLater hint
+    reads_retry_after = True
 
     def __init__(self, url: str, *, timeout: tuple[float, float] = (5.0, 60.0)) -> None:
         self.url = url
@@ -85,28 +95,38 @@ class JsonRpcClient:
         self._id = 0
 
     def post(self, payload: dict[str, Any]) -> Any:
+        """Send one call (numbered here) and return the decoded answer, errors inside it included."""
         self._id += 1
-        payload = {"id": self._id, **payload}
-        body = json.dumps(payload, cls=TrytonEncoder)
+        response = self.exchange(self.encode(payload))
+        try:
+            return self.decode(response.content)
+        except ValueError:
+            raise RetryLater(f"{self.url}: the answer is not JSON (HTTP {response.status_code})") from None
+
+    def encode(self, payload: dict[str, Any]) -> str:
+        return json.dumps({"id": self._id, **payload}, cls=TrytonEncoder)
+
+    def decode(self, content: bytes) -> Any:
+        return json.loads(content, object_hook=tryton_decode)
+
+    def exchange(self, body: str) -> requests.Response:
+        """POST ``body``; the response when it is an HTTP 200, otherwise the Cessio error it means."""
         try:
             response = self.http.post(self.url, data=body.encode(), headers=self.headers, timeout=self.timeout)
         except requests.Timeout as exc:
             raise RetryLater(f"{self.url}: no answer within {self.timeout[1]}s ({type(exc).__name__})") from None
         except requests.ConnectionError as exc:
             raise RetryLater(f"{self.url}: cannot connect ({exc.__class__.__name__})") from None
-        if response.status_code in (401, 403):
+        if response.status_code in self.refused_statuses:
             raise ConfigError(f"{self.url}: authentication refused (HTTP {response.status_code})")
         if response.status_code == 404:
-            raise ConfigError(f"{self.url}: not found (HTTP 404); check the url and database")
+            raise ConfigError(f"{self.url}: not found (HTTP 404); {self.not_found_hint}")
         if response.status_code == 429 or response.status_code >= 500:
-            raise RetryLater(f"{self.url}: HTTP {response.status_code}",
-                             retry_after=_retry_after(response.headers.get("Retry-After")))
+            hint = _retry_after(response.headers.get("Retry-After")) if self.reads_retry_after else None
+            raise RetryLater(f"{self.url}: HTTP {response.status_code}", retry_after=hint)
         if response.status_code != 200:
             raise StopAndAsk(f"{self.url}: unexpected HTTP {response.status_code}")
-        try:
-            return json.loads(response.content, object_hook=tryton_decode)
-        except ValueError:
-            raise RetryLater(f"{self.url}: the answer is not JSON (HTTP {response.status_code})") from None
+        return response
 
     def close(self) -> None:
         self.http.close()
