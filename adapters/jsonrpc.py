@@ -1,4 +1,5 @@
-"""Small JSON-RPC 2.0-style clients for ERPs over HTTP (Tryton, Odoo), with requests and explicit timeouts.
+"""Small JSON-RPC 2.0-style clients for ERPs over HTTP (Tryton, Odoo), with requests and explicit timeouts,
+and :class:`ErpAdapter`, what the adapters of those ERPs share.
 
 Transport errors become :class:`~connector.errors.RetryLater`; authentication and access errors a
 :class:`~connector.errors.ConfigError`; errors the ERP reports for a call are raised as
@@ -11,13 +12,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 import requests
 
+from connector.adapter import Adapter, Rejected
 from connector.config import SecretRef
-from connector.errors import ConfigError, RetryLater, StopAndAsk
+from connector.errors import ConfigError, Quarantine, RetryLater, StopAndAsk
+from connector.model import Invoice
 
 
 class RpcFault(StopAndAsk):
@@ -130,6 +134,64 @@ class JsonRpcClient:
 
     def close(self) -> None:
         self.http.close()
+
+
+class ErpAdapter(Adapter):
+    """Base of the adapters of an ERP over JSON-RPC (Tryton, Odoo): the connection options every one has
+    (``url``, ``database``, ``login``, ``page_size``, ``overlap_seconds``, ``timeout``, ``company``), the
+    company whose invoices are read, the options write-backs need, and how a record that cannot be mapped
+    is rejected. Subclasses build their client in :meth:`connect` and name the user's company in
+    :meth:`user_company`."""
+
+    supports_write_back = True
+    stable_locations = True
+    invoice_model = ""  # the ERP's model of customer invoices, as rejected records are named
+
+    def __init__(self, name: str, options: dict[str, Any]) -> None:
+        super().__init__(name, options)
+        self.url = str(self.option("url", required=True)).rstrip("/")
+        self.database = self.option("database", required=True)
+        self.login_name = self.option("login", required=True)
+        self.page_size = int(self.option("page_size", 200))
+        self.overlap = dt.timedelta(seconds=int(self.option("overlap_seconds", 60)))
+        self.client = self.connect(timeout=(5.0, float(self.option("timeout", 60))))
+        self._company: int | None = None
+
+    def connect(self, *, timeout: tuple[float, float]) -> JsonRpcClient:
+        """The client of this ERP's endpoint (not called yet: the first call logs in)."""
+        raise NotImplementedError
+
+    def user_company(self) -> int:
+        """The login user's current company, read when ``company`` is not configured."""
+        raise NotImplementedError
+
+    def company_id(self) -> int:
+        if self._company is None:
+            configured = self.option("company")
+            self._company = int(configured) if configured is not None else self.user_company()
+        return self._company
+
+    def write_back_option(self, key: str, purpose: str) -> Any:
+        """Option ``key``, optional for reading but needed to ``purpose`` (e.g. "write payments back")."""
+        value = self.option(key)
+        if not value:
+            raise ConfigError(f"set {key} to {purpose}", key=f"sources.{self.name}.{key}")
+        return value
+
+    def mapped(self, record_id: int, number: Any, build: Callable[[], Invoice]) -> Invoice | Rejected:
+        """The invoice ``build()`` maps from record ``record_id`` (numbered ``number`` in the ERP), or that record
+        rejected with the reason: one bad record is quarantined and the read goes on."""
+        record = f"{self.type_name} {self.invoice_model},{record_id}"
+        try:
+            return build()
+        except Quarantine as exc:
+            return Rejected(f"{self.name}:{record_id}", exc.located(f"{record} ({number})"))
+        except ValueError as exc:
+            return Rejected(f"{self.name}:{record_id}",
+                            Quarantine(str(exc), source=record, rule=f"{self.type_name}.model"))
+
+    def close(self) -> None:
+        self.client.close()
 
 
 def _retry_after(value: str | None) -> float | None:

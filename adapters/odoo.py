@@ -29,10 +29,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 from decimal import ROUND_HALF_EVEN, Decimal
+from functools import partial
 from typing import Any, ClassVar
 
-from adapters.jsonrpc import JsonRpcClient, RpcFault, reveal
-from connector.adapter import Adapter, Checkpoint, ReadStream, Rejected, StatusChange
+from adapters.jsonrpc import ErpAdapter, JsonRpcClient, RpcFault, reveal
+from connector.adapter import Checkpoint, ReadStream, StatusChange
 from connector.config import Key
 from connector.errors import ConfigError, Quarantine, RetryLater, StopAndAsk
 from connector.model import Address, Invoice, InvoiceKind, Party, PaymentInstructions
@@ -125,12 +126,11 @@ def invoice_from_odoo(move: dict[str, Any], partner: dict[str, Any], *, seller: 
     )
 
 
-class OdooAdapter(Adapter):
+class OdooAdapter(ErpAdapter):
     """An Odoo database's customer invoices, incrementally by ``write_date``; see the module docstring."""
 
     type_name = "odoo"
-    supports_write_back = True
-    stable_locations = True
+    invoice_model = "account.move"
     config_keys: ClassVar[dict[str, Key]] = {
         "url": Key("str", required=True, help="Odoo root, e.g. https://erp.example.com"),
         "database": Key("str", required=True, help="Odoo database name"),
@@ -147,15 +147,11 @@ class OdooAdapter(Adapter):
 
     def __init__(self, name: str, options: dict[str, Any]) -> None:
         super().__init__(name, options)
-        self.url = str(self.option("url", required=True)).rstrip("/")
-        self.database = self.option("database", required=True)
-        self.login_name = self.option("login", required=True)
-        self.page_size = int(self.option("page_size", 200))
-        self.overlap = dt.timedelta(seconds=int(self.option("overlap_seconds", 60)))
-        self.client = OdooClient(f"{self.url}/jsonrpc", timeout=(5.0, float(self.option("timeout", 60))))
         self._uid: int | None = None
         self._key: str | None = None
-        self._company: int | None = None
+
+    def connect(self, *, timeout: tuple[float, float]) -> JsonRpcClient:
+        return OdooClient(f"{self.url}/jsonrpc", timeout=timeout)
 
     def _auth(self) -> tuple[int, str]:
         if self._uid is None:
@@ -183,16 +179,10 @@ class OdooAdapter(Adapter):
         uid, key = self._auth()
         return self._call("object", "execute_kw", [self.database, uid, key, model, method, args, kwargs or {}])
 
-    def company_id(self) -> int:
-        if self._company is None:
-            configured = self.option("company")
-            if configured is not None:
-                self._company = int(configured)
-            else:
-                uid, _ = self._auth()
-                user = self.execute("res.users", "read", [[uid]], {"fields": ["company_id"]})
-                self._company = _m2o(user[0]["company_id"])[0]
-        return self._company
+    def user_company(self) -> int:
+        uid, _ = self._auth()
+        user = self.execute("res.users", "read", [[uid]], {"fields": ["company_id"]})
+        return _m2o(user[0]["company_id"])[0]
 
     def check(self) -> str:
         version = self._call("common", "version", [])
@@ -243,14 +233,8 @@ class OdooAdapter(Adapter):
                     yield StatusChange(str(move["id"]), "cancelled", {"number": move.get("name")})
                     continue
                 partner = partners.get((_m2o(move.get("partner_id")) or (0, ""))[0], {})
-                try:
-                    yield invoice_from_odoo(move, partner, seller=seller, source=self.name)
-                except Quarantine as exc:
-                    yield Rejected(f"{self.name}:{move['id']}", exc.located(f"odoo account.move,{move['id']} "
-                                                                            f"({move.get('name')})"))
-                except ValueError as exc:
-                    yield Rejected(f"{self.name}:{move['id']}", Quarantine(
-                        str(exc), source=f"odoo account.move,{move['id']}", rule="odoo.model"))
+                yield self.mapped(move["id"], move.get("name"),
+                                  partial(invoice_from_odoo, move, partner, seller=seller, source=self.name))
             if moves:
                 after_date, after_id = moves[-1]["write_date"], moves[-1]["id"]
                 last = {"write_date": after_date, "id": after_id}
@@ -265,27 +249,30 @@ class OdooAdapter(Adapter):
 
     def record_payment(self, *, source_id: str, amount: Money, date: dt.date, reference: str) -> str:
         """Register a payment on invoice ``source_id`` with Odoo's wizard; idempotent by ``reference``."""
-        journal_code = self.option("payment_journal")
-        if not journal_code:
-            raise ConfigError("set payment_journal to write payments back",
-                              key=f"sources.{self.name}.payment_journal")
+        journal_code = self.write_back_option("payment_journal", "write payments back")
         existing = self.find_payment(reference)
         if existing is not None:
             return existing
         move_id = int(source_id)
         self._posted_invoice(move_id, amount.currency, [])
-        journals = self.execute("account.journal", "search", [[["code", "=", journal_code]]], {"limit": 1})
-        if not journals:
-            raise ConfigError(f"no journal with code {journal_code!r}", key=f"sources.{self.name}.payment_journal")
+        journal = self._by_code("account.journal", journal_code, "payment_journal")
         context = {"active_model": "account.move", "active_ids": [move_id]}
         wizard = self.execute("account.payment.register", "create",
                               [{"amount": str(amount.amount), "payment_date": date.isoformat(),
-                                "journal_id": journals[0], "communication": reference}], {"context": context})
+                                "journal_id": journal, "communication": reference}], {"context": context})
         self.execute("account.payment.register", "action_create_payments", [[wizard]], {"context": context})
         created = self.find_payment(reference)
         if created is None:
             raise RetryLater(f"Odoo registered no payment {reference!r} yet; looked up again next time")
         return created
+
+    def _by_code(self, model: str, code: str, key: str) -> int:
+        """The id of the ``model`` record (a journal, an account) with ``code``, which option ``key`` names."""
+        found = self.execute(model, "search", [[["code", "=", code]]], {"limit": 1})
+        if not found:
+            raise ConfigError(f"no {model.removeprefix('account.')} with code {code!r}",
+                              key=f"sources.{self.name}.{key}")
+        return found[0]
 
     def _posted_invoice(self, move_id: int, currency: str, fields: list[str]) -> dict[str, Any]:
         """Invoice ``move_id`` as Odoo holds it (with ``fields``), refused unless posted and in ``currency``:
@@ -306,10 +293,7 @@ class OdooAdapter(Adapter):
                         kind: str | None = None) -> str:
         """Write off ``amount``, which must be exactly what invoice ``source_id`` still owes in Odoo, with a
         journal entry reconciled against its receivable line; idempotent by ``reference``."""
-        account_code = self.option("writeoff_account")
-        if not account_code:
-            raise ConfigError("set writeoff_account to write fees and discounts off",
-                              key=f"sources.{self.name}.writeoff_account")
+        account_code = self.write_back_option("writeoff_account", "write fees and discounts off")
         existing = self.find_entry(reference)
         if existing is not None:
             return existing
@@ -323,19 +307,14 @@ class OdooAdapter(Adapter):
                                     ["reconciled", "=", False]]], {"fields": ["account_id", "partner_id"]})
         if len(receivable) != 1:
             raise StopAndAsk(f"Odoo invoice {move_id} has {len(receivable)} open receivable lines, not one")
-        accounts = self.execute("account.account", "search", [[["code", "=", account_code]]], {"limit": 1})
-        if not accounts:
-            raise ConfigError(f"no account with code {account_code!r}", key=f"sources.{self.name}.writeoff_account")
-        journal_code = self.option("writeoff_journal", "MISC")
-        journals = self.execute("account.journal", "search", [[["code", "=", journal_code]]], {"limit": 1})
-        if not journals:
-            raise ConfigError(f"no journal with code {journal_code!r}", key=f"sources.{self.name}.writeoff_journal")
+        account = self._by_code("account.account", account_code, "writeoff_account")
+        journal = self._by_code("account.journal", self.option("writeoff_journal", "MISC"), "writeoff_journal")
         partner = (_m2o(receivable[0]["partner_id"]) or (None, ""))[0]
         receivable_account = _m2o(receivable[0]["account_id"])[0]
         label = f"{kind or 'write-off'} {reference}"
         entry = self.execute("account.move", "create", [{
-            "move_type": "entry", "ref": reference, "journal_id": journals[0], "date": date.isoformat(),
-            "line_ids": [[0, 0, {"account_id": accounts[0], "partner_id": partner, "name": label,
+            "move_type": "entry", "ref": reference, "journal_id": journal, "date": date.isoformat(),
+            "line_ids": [[0, 0, {"account_id": account, "partner_id": partner, "name": label,
                                  "debit": str(amount.amount), "credit": "0"}],
                          [0, 0, {"account_id": receivable_account, "partner_id": partner, "name": label,
                                  "debit": "0", "credit": str(amount.amount)}]]}])
@@ -361,9 +340,6 @@ class OdooAdapter(Adapter):
         if record[0]["state"] == "draft":
             self.execute(model, cancel, [[int(erp_id)]])
         return str(erp_id)
-
-    def close(self) -> None:
-        self.client.close()
 
 
 class OdooClient(JsonRpcClient):

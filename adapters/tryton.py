@@ -35,10 +35,11 @@ from __future__ import annotations
 import base64
 import datetime as dt
 from decimal import Decimal
+from functools import partial
 from typing import Any, ClassVar
 
-from adapters.jsonrpc import JsonRpcClient, RpcFault, reveal
-from connector.adapter import Adapter, Checkpoint, ReadStream, Rejected, StatusChange, status_from_amounts
+from adapters.jsonrpc import ErpAdapter, JsonRpcClient, RpcFault, reveal
+from connector.adapter import Checkpoint, ReadStream, StatusChange, status_from_amounts
 from connector.config import Key
 from connector.errors import ConfigError, Quarantine, StopAndAsk
 from connector.model import Address, Invoice, InvoiceKind, Party, PaymentInstructions
@@ -121,12 +122,11 @@ def _money(value: Any, currency: str, field: str) -> Money:
         raise Quarantine(str(exc), field=field, rule="tryton.amount") from None
 
 
-class TrytonAdapter(Adapter):
+class TrytonAdapter(ErpAdapter):
     """A Tryton server's customer invoices, incrementally by write date; see the module docstring."""
 
     type_name = "tryton"
-    supports_write_back = True
-    stable_locations = True
+    invoice_model = "account.invoice"
     config_keys: ClassVar[dict[str, Key]] = {
         "url": Key("str", required=True, help="Tryton server root, e.g. http://127.0.0.1:8000"),
         "database": Key("str", required=True, help="Tryton database name"),
@@ -142,16 +142,11 @@ class TrytonAdapter(Adapter):
 
     def __init__(self, name: str, options: dict[str, Any]) -> None:
         super().__init__(name, options)
-        self.url = str(self.option("url", required=True)).rstrip("/")
-        self.database = self.option("database", required=True)
-        self.login_name = self.option("login", required=True)
-        self.page_size = int(self.option("page_size", 200))
-        self.overlap = dt.timedelta(seconds=int(self.option("overlap_seconds", 60)))
-        self.client = JsonRpcClient(f"{self.url}/{self.database}/rpc/",
-                                    timeout=(5.0, float(self.option("timeout", 60))))
         self._session: str | None = None
         self._user_id: int | None = None
-        self._company: int | None = None
+
+    def connect(self, *, timeout: tuple[float, float]) -> JsonRpcClient:
+        return JsonRpcClient(f"{self.url}/{self.database}/rpc/", timeout=timeout)
 
     # -- transport ---------------------------------------------------------------------------------
     def _login(self) -> None:
@@ -182,18 +177,11 @@ class TrytonAdapter(Adapter):
     def context(self) -> dict[str, Any]:
         return {"company": self.company_id(), "language": "en"}
 
-    def company_id(self) -> int:
-        if self._company is None:
-            configured = self.option("company")
-            if configured is not None:
-                self._company = int(configured)
-            else:
-                prefs = self.call("model.res.user.get_preferences", True, {})
-                if not prefs.get("company"):
-                    raise ConfigError("the Tryton user has no current company; set company",
-                                      key=f"sources.{self.name}.company")
-                self._company = int(prefs["company"])
-        return self._company
+    def user_company(self) -> int:
+        prefs = self.call("model.res.user.get_preferences", True, {})
+        if not prefs.get("company"):
+            raise ConfigError("the Tryton user has no current company; set company", key=f"sources.{self.name}.company")
+        return int(prefs["company"])
 
     # -- contract --------------------------------------------------------------------------------
     def check(self) -> str:
@@ -276,18 +264,12 @@ class TrytonAdapter(Adapter):
         """Read items of one page of ``account.invoice`` rows (a cancelled invoice is a status change)."""
         credited = self._credited_numbers(rows, ctx)
         for row in rows:
-            location = f"{self.name}:{row['id']}"
             if row.get("state") == "cancelled":
                 yield StatusChange(str(row["id"]), "cancelled", {"number": row.get("number")})
                 continue
-            try:
-                yield invoice_from_tryton(row, seller=seller, source=self.name,
-                                          credited_numbers=credited.get(row["id"], ()))
-            except Quarantine as exc:
-                yield Rejected(location, exc.located(f"tryton account.invoice,{row['id']} ({row.get('number')})"))
-            except ValueError as exc:
-                yield Rejected(location, Quarantine(str(exc), source=f"tryton account.invoice,{row['id']}",
-                                                    rule="tryton.model"))
+            yield self.mapped(row["id"], row.get("number"),
+                              partial(invoice_from_tryton, row, seller=seller, source=self.name,
+                                      credited_numbers=credited.get(row["id"], ())))
 
     # a customer's name lives on party.party, its VAT/SIREN on party.identifier, its address on party.address:
     # each is a record of its own, written alone when edited alone
@@ -328,9 +310,7 @@ class TrytonAdapter(Adapter):
     # -- write-back ------------------------------------------------------------------------------
     def record_payment(self, *, source_id: str, amount: Money, date: dt.date, reference: str) -> str:
         """Pay invoice ``source_id`` in Tryton with its "Pay invoice" wizard; idempotent by ``reference``."""
-        method_name = self.option("payment_method")
-        if not method_name:
-            raise ConfigError("set payment_method to write payments back", key=f"sources.{self.name}.payment_method")
+        method_name = self.write_back_option("payment_method", "write payments back")
         self._login()  # the pay wizard wants a fresh session
         ctx = self.context()
         invoice_id = int(source_id)
@@ -387,10 +367,7 @@ class TrytonAdapter(Adapter):
                         kind: str | None = None) -> str:
         """Write off ``amount``, which must be exactly what invoice ``source_id`` still owes in Tryton (the
         receipt was written back first); idempotent by ``reference``. Returns the write-off move's id."""
-        method_name = self.option("writeoff_method")
-        if not method_name:
-            raise ConfigError("set writeoff_method to write fees and discounts off",
-                              key=f"sources.{self.name}.writeoff_method")
+        method_name = self.write_back_option("writeoff_method", "write fees and discounts off")
         self._login()  # wizards want a fresh session
         ctx = self.context()
         invoice_id = int(source_id)
@@ -492,9 +469,6 @@ class TrytonAdapter(Adapter):
                           ctx)
             finally:
                 self.call(f"wizard.{name}.delete", session_id, ctx)
-
-    def close(self) -> None:
-        self.client.close()
 
 
 def _form(defaults: dict[str, Any]) -> dict[str, Any]:
