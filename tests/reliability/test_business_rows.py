@@ -50,6 +50,21 @@ def _check(db: Path, *args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+def _check_fails(db: Path, *args: str) -> str:
+    """``cessio check`` on a tampered store: it must exit 1; its output is returned for the FAIL lines."""
+    code, output = _check(db, *args)
+    assert code == 1, output
+    return output
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    """A store of invoices built through the real code (``_invoices_store``), to be tampered with."""
+    path = tmp_path / "invoices.db"
+    _invoices_store(path)
+    return path
+
+
 def _tamper(db: Path, sql: str, params: tuple = ()) -> int:
     conn = sqlite3.connect(db)
     try:
@@ -119,14 +134,11 @@ def test_every_golden_einvoice_fixture_passes(tmp_path):
 
 # -- what is caught -------------------------------------------------------------------------------------------
 
-def test_an_amount_digit_changed_in_the_version_data_is_reported_naming_the_row(tmp_path):
-    db = tmp_path / "amount.db"
-    _invoices_store(db)
+def test_an_amount_digit_changed_in_the_version_data_is_reported_naming_the_row(db):
     invoice_id = _version_id(db, "B0007")
     _tamper(db, "UPDATE invoice_versions SET data = replace(data, '\"amount\":\"107.50\"', '\"amount\":\"107.60\"') "
                 "WHERE invoice_id = ? AND version = 1", (invoice_id,))
-    code, output = _check(db)
-    assert code == 1
+    output = _check_fails(db)
     failures = _fail_lines(output)
     assert f"FAIL invoice_versions invoice_id={invoice_id} version=1: fingerprint" in output, output
     assert any(line.startswith(f"FAIL invoices id={invoice_id}: amount_due_minor is 10750, version 1 says 10760")
@@ -135,60 +147,46 @@ def test_an_amount_digit_changed_in_the_version_data_is_reported_naming_the_row(
     assert failures[-1].startswith("FAIL business rows: ")
 
 
-def test_a_changed_amount_due_column_is_reported(tmp_path):
-    db = tmp_path / "column.db"
-    _invoices_store(db)
+def test_a_changed_amount_due_column_is_reported(db):
     invoice_id = _version_id(db, "B0011")
     _tamper(db, "UPDATE invoices SET amount_due_minor = amount_due_minor + 1000 WHERE id = ?", (invoice_id,))
-    code, output = _check(db)
-    assert code == 1
+    output = _check_fails(db)
     assert _fail_lines(output)[:1] == [f"FAIL invoices id={invoice_id}: amount_due_minor is 12150, version 1 says "
                                        "11150"], output
     assert "FAIL business rows: 1 mismatches" in output
 
 
-def test_a_changed_fingerprint_is_reported(tmp_path):
-    db = tmp_path / "fingerprint.db"
-    _invoices_store(db)
+def test_a_changed_fingerprint_is_reported(db):
     invoice_id = _version_id(db, "B0003", version=2)
     _tamper(db, "UPDATE invoice_versions SET fingerprint = substr(fingerprint, 2) || '0' "
                 "WHERE invoice_id = ? AND version = 2", (invoice_id,))
-    code, output = _check(db)
-    assert code == 1
+    output = _check_fails(db)
     assert f"FAIL invoice_versions invoice_id={invoice_id} version=2: fingerprint '" in output, output
 
 
-def test_an_old_version_is_checked_too_and_a_current_version_row_must_exist(tmp_path):
-    db = tmp_path / "versions.db"
-    _invoices_store(db)
+def test_an_old_version_is_checked_too_and_a_current_version_row_must_exist(db):
     invoice_id = _version_id(db, "B0003", version=2)
     _tamper(db, "UPDATE invoice_versions SET data = replace(data, '103.50', '103.70') "
                 "WHERE invoice_id = ? AND version = 1", (invoice_id,))
     _tamper(db, "UPDATE invoices SET current_version = 3 WHERE id = ?", (invoice_id,))
-    code, output = _check(db)
-    assert code == 1
+    output = _check_fails(db)
     assert f"FAIL invoice_versions invoice_id={invoice_id} version=1: fingerprint" in output, output
     assert f"FAIL invoices id={invoice_id}: no invoice_versions row for current_version 3" in output
 
 
-def test_a_source_field_or_a_buyer_column_changed_is_reported(tmp_path):
+def test_a_source_field_or_a_buyer_column_changed_is_reported(db):
     """Fields outside the fingerprint (the source) are still covered by the invoice row's copy of them."""
-    db = tmp_path / "source.db"
-    _invoices_store(db)
     invoice_id = _version_id(db, "B0012")
     _tamper(db, "UPDATE invoice_versions SET data = replace(data, '\"source\":\"test\"', '\"source\":\"tesT\"') "
                 "WHERE invoice_id = ?", (invoice_id,))
     other = _version_id(db, "B0013")
     _tamper(db, "UPDATE invoices SET buyer_key = 'vat:DE123456780' WHERE id = ?", (other,))
-    code, output = _check(db)
-    assert code == 1
+    output = _check_fails(db)
     assert f"FAIL invoices id={invoice_id}: source is 'test', version 1 says 'tesT'" in output, output
     assert f"FAIL invoices id={other}: buyer_key is 'vat:DE123456780', version 1 says 'vat:DE123456789'" in output
 
 
-def test_undecodable_or_broken_data_is_one_failure_not_a_traceback(tmp_path):
-    db = tmp_path / "bytes.db"
-    _invoices_store(db)
+def test_undecodable_or_broken_data_is_one_failure_not_a_traceback(db):
     first, second, third = (_version_id(db, n) for n in ("B0001", "B0002", "B0020"))
     _tamper(db, "UPDATE invoice_versions SET data = CAST(data || x'ff' AS TEXT) "
                 "WHERE invoice_id = ?", (first,))
@@ -196,20 +194,16 @@ def test_undecodable_or_broken_data_is_one_failure_not_a_traceback(tmp_path):
     _tamper(db, "UPDATE invoice_versions SET data = replace(data, '\"currency\":\"EUR\"', '\"currency\":\"E?R\"') "
                 "WHERE invoice_id = ?", (third,))
     _tamper(db, "UPDATE invoices SET number = CAST(x'42ff30' AS TEXT) WHERE id = ?", (_version_id(db, "B0021"),))
-    code, output = _check(db)
-    assert code == 1, output
+    output = _check_fails(db)
     assert f"FAIL invoice_versions invoice_id={first} version=1: data is not valid UTF-8" in output, output
     assert f"FAIL invoice_versions invoice_id={second} version=1: data is not JSON" in output
     assert f"FAIL invoice_versions invoice_id={third} version=1: data does not make an invoice" in output
     assert f"FAIL invoices id={_version_id(db, 'B0022') - 1}: number is " in output
 
 
-def test_at_most_max_listed_rows_then_the_count(tmp_path):
-    db = tmp_path / "many.db"
-    _invoices_store(db)
+def test_at_most_max_listed_rows_then_the_count(db):
     _tamper(db, "UPDATE invoices SET total_gross_minor = total_gross_minor + 1")
-    code, output = _check(db, "--max-listed", "5")
-    assert code == 1
+    output = _check_fails(db, "--max-listed", "5")
     failures = _fail_lines(output)
     assert len(failures) == 6, output
     assert all(" total_gross_minor is " in line for line in failures[:5])
@@ -240,8 +234,7 @@ def test_an_unbalanced_ledger_piece_and_a_changed_statement_line_are_reported(tm
                 "credit_minor, currency, posted_at) VALUES (?, ?, 99, '2026-11-27', '512', 'x', 1, 0, 'EUR', 'now')",
             (piece["journal"], piece["piece_ref"]))
     _tamper(db, "UPDATE statement_lines SET amount_minor = amount_minor * 10 WHERE id = ?", (line["id"],))
-    code, output = _check(db)
-    assert code == 1
+    output = _check_fails(db)
     where = f"journal={piece['journal']!r} piece={piece['piece_ref']!r}"
     assert f"FAIL ledger_entries {where}: debit " in output, output
     assert f"FAIL ledger_entries {where}: lines numbered 1..99" in output
@@ -274,9 +267,7 @@ def test_pure_checks_on_plain_rows():
 
 
 @pytest.mark.parametrize("batch", [1, 7])
-def test_reads_are_batched(tmp_path, batch):
-    db = tmp_path / "batch.db"
-    _invoices_store(db)
+def test_reads_are_batched(db, batch):
     with Store(db) as store, store._text_as_bytes():
         sizes = [len(rows) for rows in store.integrity_invoice_versions(batch=batch)]
     assert max(sizes) == batch and sum(sizes) == 32
