@@ -104,18 +104,18 @@ def test_errors_are_classified(odoo) -> None:
         make(odoo).check()
 
 
-def test_a_write_back_left_pending_is_completed_by_the_next_pull(odoo, store, tmp_path, monkeypatch) -> None:
-    """The ledger posting recorded the intent, then the ERP call failed (Odoo down): the next `cessio pull`
-    completes it once, and the read that follows already sees the invoice paid."""
+def _config(odoo, tmp_path, *, ledger: bool = False):
+    """cessio.toml with the Odoo double as source ``odoo``; ``ledger`` adds the bank account to reconcile and
+    the account bank fees are written off to."""
     from connector.config import parse_config
-    from connector.pull import pull
+    from tests.reconcile.helpers import ACCOUNT
 
-    pull_source(store, make(odoo))
-    invoice_id = store.find_invoice_id(store.invoice_key_by_source_id("odoo", "14"))
-    config = parse_config(f'''
+    reconciliation = f'\n[reconciliation]\naccounts = ["{ACCOUNT}"]\n' if ledger else ""
+    writeoff = 'writeoff_account = "627000"\n' if ledger else ""
+    return parse_config(f'''
 [company]
 name = "Cessio Demo SAS"
-
+{reconciliation}
 [sources.odoo]
 type = "odoo"
 url = "{odoo.url}"
@@ -123,7 +123,17 @@ database = "{odoo.database}"
 login = "{odoo.login}"
 api_key = "env:CESSIO_TEST_ODOO_KEY"
 payment_journal = "BNK1"
-''', path=tmp_path / "cessio.toml")
+{writeoff}''', path=tmp_path / "cessio.toml")
+
+
+def test_a_write_back_left_pending_is_completed_by_the_next_pull(odoo, store, tmp_path, monkeypatch) -> None:
+    """The ledger posting recorded the intent, then the ERP call failed (Odoo down): the next `cessio pull`
+    completes it once, and the read that follows already sees the invoice paid."""
+    from connector.pull import pull
+
+    pull_source(store, make(odoo))
+    invoice_id = store.find_invoice_id(store.invoice_key_by_source_id("odoo", "14"))
+    config = _config(odoo, tmp_path)
     served = odoo.answer
     monkeypatch.setattr(odoo, "answer", lambda payload: {"jsonrpc": "2.0", "id": payload.get("id"), "error": {
         "code": 200, "message": "Odoo Server Error", "data": {"name": "psycopg2.OperationalError",
@@ -143,28 +153,6 @@ payment_journal = "BNK1"
     assert again.written_back == 0 and len(odoo.data["account.payment"]) == 1
 
 
-def _ledger_config(odoo, tmp_path):
-    from connector.config import parse_config
-    from tests.reconcile.helpers import ACCOUNT
-
-    return parse_config(f'''
-[company]
-name = "Cessio Demo SAS"
-
-[reconciliation]
-accounts = ["{ACCOUNT}"]
-
-[sources.odoo]
-type = "odoo"
-url = "{odoo.url}"
-database = "{odoo.database}"
-login = "{odoo.login}"
-api_key = "env:CESSIO_TEST_ODOO_KEY"
-payment_journal = "BNK1"
-writeoff_account = "627000"
-''', path=tmp_path / "cessio.toml")
-
-
 def _move(odoo, move_id: int) -> dict:
     return next(m for m in odoo.data["account.move"] if m["id"] == move_id)
 
@@ -178,7 +166,7 @@ def test_short_payment_written_off_then_reversed_in_odoo(odoo, store, tmp_path) 
     from connector.reconcile.review import reject_suggestion
     from tests.reconcile.helpers import import_lines, line
 
-    config = _ledger_config(odoo, tmp_path)
+    config = _config(odoo, tmp_path, ledger=True)
     pull_source(store, make(odoo))
     ids = import_lines(store, [line("1230.00", "VIR MULLER GMBH INV/2026/00014", name="Müller GmbH",
                                     date=dt.date(2026, 11, 20))])
