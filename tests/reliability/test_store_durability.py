@@ -56,6 +56,20 @@ def resume_and_finish(db: Path, stop: int) -> None:
     assert outcome.durable_batches == stop
 
 
+def run_writer_with_fault(db: Path, inject: str, syscalls: str) -> tuple[int, set[int], str]:
+    """A fresh store, then the writer of batches 0..39 with one syscall fault injected by strace."""
+    Store(db).close()
+    return run_writer(db, 0, 40, prefix=strace_prefix(inject, syscalls))
+
+
+def acked_are_durable_then_resume(db: Path, acked: set[int], stop: int = 40):
+    """After the fault: the store is whole with every acknowledged batch in it, and a restart finishes."""
+    outcome = check_batches(db, acked)
+    assert outcome.ok, outcome
+    resume_and_finish(db, stop)
+    return outcome
+
+
 # -- C1: SIGKILL at random instants ----------------------------------------------------------------------
 
 @pytest.mark.slow
@@ -83,14 +97,10 @@ def test_c1_negative_control_ack_before_commit_is_caught(tmp_path):
 @pytest.mark.parametrize("nth", [1, 3, 5, 9, 17])
 def test_c2_eio_on_fsync_stops_with_store_error_and_never_corrupts(tmp_path, nth):
     db = tmp_path / "c2.db"
-    Store(db).close()
-    rc, acked, error = run_writer(db, 0, 40, prefix=strace_prefix(
-        f"fsync,fdatasync:error=EIO:when={nth}", "fsync,fdatasync"))
+    rc, acked, error = run_writer_with_fault(db, f"fsync,fdatasync:error=EIO:when={nth}", "fsync,fdatasync")
     assert rc == 3, f"writer did not stop on EIO (rc={rc})"
     assert "SQLITE_IOERR" in error, error
-    outcome = check_batches(db, acked)
-    assert outcome.ok, outcome
-    resume_and_finish(db, 40)
+    acked_are_durable_then_resume(db, acked)
 
 
 SWALLOWING_WRITER = r"""
@@ -131,14 +141,10 @@ def test_c2_negative_control_a_writer_that_swallows_eio_is_caught(tmp_path):
 @pytest.mark.parametrize("nth", [1, 4, 15, 40])
 def test_c3_enospc_on_write_stops_with_sqlite_full_and_resumes(tmp_path, nth):
     db = tmp_path / "c3.db"
-    Store(db).close()
-    rc, acked, error = run_writer(db, 0, 40, prefix=strace_prefix(
-        f"pwrite64:error=ENOSPC:when={nth}", "pwrite64"))
+    rc, acked, error = run_writer_with_fault(db, f"pwrite64:error=ENOSPC:when={nth}", "pwrite64")
     assert rc == 3, f"writer did not stop on ENOSPC (rc={rc})"
     assert "SQLITE_FULL" in error or "SQLITE_IOERR" in error, error
-    outcome = check_batches(db, acked)
-    assert outcome.ok, outcome
-    resume_and_finish(db, 40)
+    acked_are_durable_then_resume(db, acked)
 
 
 @pytest.fixture
@@ -176,15 +182,11 @@ def test_c3_real_disk_full_on_a_tiny_filesystem(tiny_tmpfs):
 @pytest.mark.parametrize("nth", [2, 3, 6, 11, 19])
 def test_c4_kill_at_the_nth_fsync_keeps_acked_within_durable_within_acked_plus_one(tmp_path, nth):
     db = tmp_path / "c4.db"
-    Store(db).close()
-    rc, acked, _ = run_writer(db, 0, 40, prefix=strace_prefix(
-        f"fsync,fdatasync:signal=KILL:when={nth}", "fsync,fdatasync"))
+    rc, acked, _ = run_writer_with_fault(db, f"fsync,fdatasync:signal=KILL:when={nth}", "fsync,fdatasync")
     assert rc != 0, "the writer was supposed to be killed"
-    outcome = check_batches(db, acked)
-    assert outcome.ok, outcome
-    # at most one committed-but-unacknowledged transaction
+    outcome = acked_are_durable_then_resume(db, acked)
+    # at most one committed-but-unacknowledged transaction (counted before the restart)
     assert len(acked) <= outcome.durable_batches <= len(acked) + 1
-    resume_and_finish(db, 40)
 
 
 # -- C6: lock contention -------------------------------------------------------------------------------------
