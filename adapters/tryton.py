@@ -34,6 +34,9 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from functools import partial
 from typing import Any, ClassVar
@@ -317,38 +320,19 @@ class TrytonAdapter(ErpAdapter):
         existing = self.find_payment(invoice_id, reference)
         if existing is not None:
             return existing
-        invoice = self.call("model.account.invoice.read", [invoice_id], ["state", "currency.code", "amount_to_pay"],
-                            ctx)
-        if not invoice:
-            raise StopAndAsk(f"Tryton invoice {invoice_id} does not exist")
-        if (invoice[0].get("currency.") or {}).get("code") != amount.currency:
-            raise StopAndAsk(f"Tryton invoice {invoice_id} is not in {amount.currency}")
-        if invoice[0]["state"] != "posted":
-            raise StopAndAsk(f"Tryton invoice {invoice_id} is {invoice[0]['state']}, not posted: cannot pay it")
-        methods = self.call("model.account.invoice.payment.method.search", [("name", "=", method_name)], 0, 1,
-                            None, ctx)
-        if not methods:
-            raise ConfigError(f"no payment method named {method_name!r}", key=f"sources.{self.name}.payment_method")
+        self._posted_invoice(invoice_id, amount.currency, ["amount_to_pay"], ctx, refusal="cannot pay it")
+        method = self._named("account.invoice.payment.method", method_name, "payment method", "payment_method", ctx)
         wizard_ctx = {**ctx, "active_model": "account.invoice", "active_id": invoice_id, "active_ids": [invoice_id]}
-        session_id, start_state, _end = self.call("wizard.account.invoice.pay.create", wizard_ctx)
-        try:
-            view = self.call("wizard.account.invoice.pay.execute", session_id, {}, start_state, wizard_ctx)
+        with self._wizard("account.invoice.pay", wizard_ctx) as wizard:
+            view = wizard.execute({}, wizard.start)
             start = _form(view["view"]["defaults"])
-            start.update({"amount": amount.amount, "date": date, "description": reference,
-                          "payment_method": methods[0]})
-            answer = self.call("wizard.account.invoice.pay.execute", session_id, {"start": start}, "choice",
-                               wizard_ctx)
+            start.update({"amount": amount.amount, "date": date, "description": reference, "payment_method": method})
+            answer = wizard.execute({"start": start}, "choice")
             if "view" in (answer or {}):  # the "ask" step: a partial payment, kept open on the invoice
                 ask = _form(answer["view"]["defaults"])
                 ask["type"] = "partial"
-                self.call("wizard.account.invoice.pay.execute", session_id, {"start": start, "ask": ask}, "pay",
-                          wizard_ctx)
-        finally:
-            self.call("wizard.account.invoice.pay.delete", session_id, wizard_ctx)
-        created = self.find_payment(invoice_id, reference)
-        if created is None:
-            raise StopAndAsk(f"Tryton accepted the payment of invoice {invoice_id} but no move {reference!r} exists")
-        return created
+                wizard.execute({"start": start, "ask": ask}, "pay")
+        return _created(self.find_payment(invoice_id, reference), f"payment of invoice {invoice_id}", reference)
 
     def find_payment(self, invoice_id: int, reference: str) -> str | None:
         """The id of the payment move already created for ``reference`` on this invoice, if any."""
@@ -376,43 +360,26 @@ class TrytonAdapter(ErpAdapter):
         existing = self.find_move(reference, on_invoice)
         if existing is not None:
             return existing
-        rows = self.call("model.account.invoice.read", [invoice_id],
-                         ["state", "currency.code", "amount_to_pay", "lines_to_pay.reconciliation",
-                          "payment_lines.reconciliation"], ctx)
-        if not rows:
-            raise StopAndAsk(f"Tryton invoice {invoice_id} does not exist")
-        invoice = rows[0]
-        if (invoice.get("currency.") or {}).get("code") != amount.currency:
-            raise StopAndAsk(f"Tryton invoice {invoice_id} is not in {amount.currency}")
-        if invoice["state"] != "posted":
-            raise StopAndAsk(f"Tryton invoice {invoice_id} is {invoice['state']}, not posted: nothing to write off")
+        invoice = self._posted_invoice(invoice_id, amount.currency,
+                                       ["amount_to_pay", "lines_to_pay.reconciliation", "payment_lines.reconciliation"],
+                                       ctx, refusal="nothing to write off")
         owed = Money.of(invoice["amount_to_pay"], amount.currency)
         if owed != amount:
             # writing off anything else would hide a real difference: a person decides
             raise StopAndAsk(f"Tryton invoice {invoice_id} still owes {owed}, Cessio would write off {amount}")
         lines = [line["id"] for name in ("lines_to_pay.", "payment_lines.") for line in invoice.get(name) or []
                  if not line.get("reconciliation")]
-        methods = self.call("model.account.move.reconcile.write_off.search", [("name", "=", method_name)], 0, 1,
-                            None, ctx)
-        if not methods:
-            raise ConfigError(f"no write-off method named {method_name!r}",
-                              key=f"sources.{self.name}.writeoff_method")
+        method = self._named("account.move.reconcile.write_off", method_name, "write-off method", "writeoff_method",
+                             ctx)
         wizard_ctx = {**ctx, "active_model": "account.move.line", "active_id": lines[0], "active_ids": lines}
-        session_id, start_state, _end = self.call("wizard.account.move.reconcile_lines.create", wizard_ctx)
-        try:
-            view = self.call("wizard.account.move.reconcile_lines.execute", session_id, {}, start_state, wizard_ctx)
+        with self._wizard("account.move.reconcile_lines", wizard_ctx) as wizard:
+            view = wizard.execute({}, wizard.start)
             form = _form(view["view"]["defaults"])
             if Money.of(form.get("amount") or Decimal(0), amount.currency) != amount:
                 raise StopAndAsk(f"Tryton would write off {form.get('amount')} on invoice {invoice_id}, not {amount}")
-            form.update({"writeoff": methods[0], "date": date, "description": reference})
-            self.call("wizard.account.move.reconcile_lines.execute", session_id, {"writeoff": form}, "reconcile",
-                      wizard_ctx)
-        finally:
-            self.call("wizard.account.move.reconcile_lines.delete", session_id, wizard_ctx)
-        created = self.find_move(reference, on_invoice)
-        if created is None:
-            raise StopAndAsk(f"Tryton accepted the write-off of invoice {invoice_id} but no move {reference!r} exists")
-        return created
+            form.update({"writeoff": method, "date": date, "description": reference})
+            wizard.execute({"writeoff": form}, "reconcile")
+        return _created(self.find_move(reference, on_invoice), f"write-off of invoice {invoice_id}", reference)
 
     def reverse_writeback(self, *, source_id: str, erp_id: str, date: dt.date, reference: str,
                           what: str = "payment") -> str:
@@ -440,10 +407,40 @@ class TrytonAdapter(ErpAdapter):
         # is what undoing a payment is (the invoice, unreconciled above, owes the amount again)
         self._run_wizard("account.move.cancel", move_ctx, form={"description": reference, "reversal": True},
                          then="cancel", confirm=(".cancel_invoice_move",))
-        created = self.find_move(reference, ("origin", "=", f"account.move,{move_id}"))
-        if created is None:
-            raise StopAndAsk(f"Tryton accepted the cancel of move {move_id} but no move {reference!r} exists")
-        return created
+        return _created(self.find_move(reference, ("origin", "=", f"account.move,{move_id}")),
+                        f"cancel of move {move_id}", reference)
+
+    def _posted_invoice(self, invoice_id: int, currency: str, fields: list[str], ctx: dict[str, Any], *,
+                        refusal: str) -> dict[str, Any]:
+        """Invoice ``invoice_id`` (read with ``fields``), refused unless it is posted and in ``currency``: a
+        write-back never lands on a draft, a paid invoice or one in another currency (``refusal``: what then
+        cannot be done)."""
+        rows = self.call("model.account.invoice.read", [invoice_id], ["state", "currency.code", *fields], ctx)
+        if not rows:
+            raise StopAndAsk(f"Tryton invoice {invoice_id} does not exist")
+        invoice = rows[0]
+        if (invoice.get("currency.") or {}).get("code") != currency:
+            raise StopAndAsk(f"Tryton invoice {invoice_id} is not in {currency}")
+        if invoice["state"] != "posted":
+            raise StopAndAsk(f"Tryton invoice {invoice_id} is {invoice['state']}, not posted: {refusal}")
+        return invoice
+
+    def _named(self, model: str, name: str, what: str, key: str, ctx: dict[str, Any]) -> int:
+        """The id of the ``model`` record (a payment or write-off method: ``what``) named ``name`` by option ``key``."""
+        found = self.call(f"model.{model}.search", [("name", "=", name)], 0, 1, None, ctx)
+        if not found:
+            raise ConfigError(f"no {what} named {name!r}", key=f"sources.{self.name}.{key}")
+        return found[0]
+
+    @contextmanager
+    def _wizard(self, name: str, ctx: dict[str, Any]) -> Iterator[_Wizard]:
+        """A session of wizard ``name`` on the records ``ctx`` names, deleted on the way out whatever happens:
+        the server keeps a session (its forms) until it is deleted."""
+        session_id, start_state, _end = self.call(f"wizard.{name}.create", ctx)
+        try:
+            yield _Wizard(self, name, session_id, start_state, ctx)
+        finally:
+            self.call(f"wizard.{name}.delete", session_id, ctx)
 
     def _run_wizard(self, name: str, ctx: dict[str, Any], *, form: dict[str, Any] | None = None,
                     then: str | None = None, confirm: tuple[str, ...] = ()) -> None:
@@ -454,21 +451,42 @@ class TrytonAdapter(ErpAdapter):
         creating a ``res.user.warning`` for that key and calling again. Cessio does the same, only for the
         warnings listed in ``confirm`` (what the caller means to do anyway), so any other stays a stop."""
         for attempt in range(2):
-            session_id, start_state, _end = self.call(f"wizard.{name}.create", ctx)
-            try:
-                if then is None:
-                    self.call(f"wizard.{name}.execute", session_id, {}, start_state, ctx)
-                else:
-                    self.call(f"wizard.{name}.execute", session_id, {start_state: form or {}}, then, ctx)
-                return
-            except RpcFault as exc:
-                key = str(exc).removeprefix("UserWarning: ")
-                if attempt or exc.kind != "UserWarning" or not key.endswith(confirm) or not confirm:
-                    raise
-                self.call("model.res.user.warning.create", [{"user": self._user_id, "name": key, "always": False}],
-                          ctx)
-            finally:
-                self.call(f"wizard.{name}.delete", session_id, ctx)
+            with self._wizard(name, ctx) as wizard:
+                try:
+                    if then is None:
+                        wizard.execute({}, wizard.start)
+                    else:
+                        wizard.execute({wizard.start: form or {}}, then)
+                    return
+                except RpcFault as exc:
+                    key = str(exc).removeprefix("UserWarning: ")
+                    if attempt or exc.kind != "UserWarning" or not key.endswith(confirm) or not confirm:
+                        raise
+                    self.call("model.res.user.warning.create",
+                              [{"user": self._user_id, "name": key, "always": False}], ctx)
+
+
+@dataclass(frozen=True)
+class _Wizard:
+    """One session of a Tryton wizard, opened by :meth:`TrytonAdapter._wizard`."""
+
+    adapter: TrytonAdapter
+    name: str
+    session_id: int
+    start: str  # the wizard's start state
+    ctx: dict[str, Any]
+
+    def execute(self, data: dict[str, Any], state: str) -> Any:
+        """Submit ``data`` (the forms, by state name) and go to ``state``; Tryton's answer (the next view, if any)."""
+        return self.adapter.call(f"wizard.{self.name}.execute", self.session_id, data, state, self.ctx)
+
+
+def _created(move_id: str | None, what: str, reference: str) -> str:
+    """The move a wizard just wrote for ``reference``, looked up afterwards: none means Tryton accepted ``what``
+    but wrote nothing a retry could find, which a person must look at."""
+    if move_id is None:
+        raise StopAndAsk(f"Tryton accepted the {what} but no move {reference!r} exists")
+    return move_id
 
 
 def _form(defaults: dict[str, Any]) -> dict[str, Any]:
