@@ -208,6 +208,18 @@ def _map_values(mapping: CsvMapping, values: dict[str, str], seller: Party, sour
             raise Quarantine("required value is empty", field=columns.get(field, field), rule="csv.required")
         return value
 
+    def translated(field: str, table: dict[str, str], what: str) -> str | None:
+        """The mapping's value for the text of ``field`` through ``table`` (case-insensitive); ``None`` when
+        either is empty. A text the table does not know is refused, never guessed."""
+        text = get(field)
+        if text is None or not table:
+            return None
+        value = table.get(text.casefold())
+        if value is None:
+            raise Quarantine(f"{text!r} is not a known {what} ({', '.join(table)})", field=columns.get(field),
+                             rule=f"csv.{field}")
+        return value
+
     def amount(field: str, currency: str) -> Money | None:
         value = get(field)
         if value is None:
@@ -226,12 +238,8 @@ def _map_values(mapping: CsvMapping, values: dict[str, str], seller: Party, sour
         gross = amount("total_gross", currency)
         if gross is None:
             raise Quarantine("required value is empty", field=columns["total_gross"], rule="csv.required")
-    kind_text = get("kind")
-    if kind_text is not None and mapping.kind_values:
-        kind_name = mapping.kind_values.get(kind_text.casefold())
-        if kind_name is None:
-            raise Quarantine(f"{kind_text!r} is not a known document type ({', '.join(mapping.kind_values)})",
-                             field=columns.get("kind"), rule="csv.kind")
+    kind_name = translated("kind", mapping.kind_values, "document type")
+    if kind_name is not None:
         kind = InvoiceKind(kind_name)
     else:
         kind = InvoiceKind.CREDIT_NOTE if gross.is_negative() else InvoiceKind.INVOICE
@@ -243,13 +251,8 @@ def _map_values(mapping: CsvMapping, values: dict[str, str], seller: Party, sour
     due = amount("amount_due", currency)
     due = gross if due is None else _positive(due)
     net, tax = amount("total_net", currency), amount("total_tax", currency)
-    status_text = get("status")
-    if status_text is not None and mapping.status_values:
-        status = mapping.status_values.get(status_text.casefold())
-        if status is None:
-            raise Quarantine(f"{status_text!r} is not a known status ({', '.join(mapping.status_values)})",
-                             field=columns.get("status"), rule="csv.status")
-    else:
+    status = translated("status", mapping.status_values, "status")
+    if status is None:
         status = status_from_amounts(gross, due)
     if status == "paid" and get("amount_due") is None:
         due = Money.zero(currency)  # the status column is the only word on payment: nothing is still owed
