@@ -9,47 +9,14 @@ outbox's persisted backoff), and nothing is lost: once the factor is back, every
 from __future__ import annotations
 
 import collections
-import socket
 import subprocess
-import threading
 
 import pytest
 
 from connector.store import Store
+from tests.reliability.loopback import CountingListener
 
 pytestmark = pytest.mark.slow
-
-
-class ResettingPort:
-    """Accepts on 127.0.0.1:port and resets every connection at once, counting them."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", port))
-        self.sock.listen(64)
-        self.sock.settimeout(0.2)
-        self.count = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        import struct
-
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.count += 1
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
 
 
 def start_sandbox(factors, data, port: int) -> subprocess.Popen:
@@ -88,7 +55,7 @@ def test_outage_runs_are_bounded_and_everything_is_delivered_once_after(tmp_path
     first = subprocess.run([*command, "--dry-run"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr[-1500:]
     stop(sandbox)
-    dead = ResettingPort(port)
+    dead = CountingListener(port, reset=True)  # resets every connection, counting them
     per_run = []
     try:
         for _ in range(runs):  # the scheduled runs of an hour-long outage, back to back

@@ -4,51 +4,21 @@ alive, no network connection is made, and memory stays bounded (peak RSS of a ch
 
 from __future__ import annotations
 
-import socket
-import threading
-
 import pytest
 
 from tests.reliability.harness import run_bounded
 from tests.reliability.hostile import BENIGN_BUT_SUSPICIOUS, CHILD_BODY, HOSTILE_XML, READERS
+from tests.reliability.loopback import CountingListener
 
 MEMORY_LIMIT_MB = 1024
 # peak RSS allowed above the payload itself (the interpreter, lxml and the store start near 45 MB)
 RSS_HEADROOM_MB = 120
 
 
-class ConnectionCounter:
-    """A loopback listener that counts connections: a reader fetching an entity or DTD shows up here."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.count = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.count += 1
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
-
-
 @pytest.fixture(scope="module")
 def listener():
-    counter = ConnectionCounter()
+    """Counts connections: a reader fetching an entity or DTD shows up here."""
+    counter = CountingListener()
     yield counter
     counter.close()
 
@@ -86,3 +56,17 @@ def test_hostile_xml_is_refused_clearly_within_bounds(reader, payload, listener)
     assert listener.count == before, f"{payload}: the reader opened a network connection"
     assert report["peak_rss_mb"] < report["payload_mb"] * 2 + RSS_HEADROOM_MB, report
     assert report["seconds"] < 20, report
+
+
+def test_control_the_listener_counts_a_connection(listener):
+    """Control of the no-connection assertion above: a connection made to the listener is counted."""
+    import socket
+    import time
+
+    before = listener.count
+    with socket.create_connection(("127.0.0.1", listener.port), timeout=5):
+        pass
+    deadline = time.monotonic() + 5
+    while listener.count == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert listener.count == before + 1
