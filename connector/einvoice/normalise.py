@@ -27,6 +27,10 @@ KNOWN_TYPE_CODES = INVOICE_TYPE_CODES | CREDIT_NOTE_CODES | {"261", "262", "296"
 NOT_A_TAX_INVOICE_CODES = frozenset({"751"})  # "invoice information for accounting purposes": never financed
 CONSTRUCTION_CODES = frozenset({"875", "876", "877"})
 DEBIT_NOTE_CODES = frozenset({"383"})
+# each flag a type code can set, with the codes that set it, in the order the flags are listed
+_CODE_FLAGS = (("prepayment", PREPAYMENT_CODES), ("self_billed", SELF_BILLED_CODES), ("factored", FACTORED_CODES),
+               ("correction", CORRECTION_CODES), ("not_a_tax_invoice", NOT_A_TAX_INVOICE_CODES),
+               ("construction", CONSTRUCTION_CODES), ("debit_note", DEBIT_NOTE_CODES))
 
 _ISO_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ].*|Z|[+-]\d{2}:\d{2})?$")
 _DATE_102 = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
@@ -57,22 +61,7 @@ def parse_decimal(text: str | None, *, field: str) -> Decimal | None:
 
 def type_code_flags(type_code: str) -> tuple[str, ...]:
     """What a UNTDID 1001 code means for factoring, as flags on the canonical invoice."""
-    flags = []
-    if type_code in PREPAYMENT_CODES:
-        flags.append("prepayment")
-    if type_code in SELF_BILLED_CODES:
-        flags.append("self_billed")
-    if type_code in FACTORED_CODES:
-        flags.append("factored")
-    if type_code in CORRECTION_CODES:
-        flags.append("correction")
-    if type_code in NOT_A_TAX_INVOICE_CODES:
-        flags.append("not_a_tax_invoice")
-    if type_code in CONSTRUCTION_CODES:
-        flags.append("construction")
-    if type_code in DEBIT_NOTE_CODES:
-        flags.append("debit_note")
-    return tuple(flags)
+    return tuple(flag for flag, codes in _CODE_FLAGS if type_code in codes)
 
 
 def is_credit_code(type_code: str) -> bool:
