@@ -7,7 +7,6 @@ import dataclasses
 import datetime as dt
 import json
 import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,12 +17,12 @@ from connector.factors.engine import decide_and_claim, render_report
 from connector.factors.profile import FactorProfile
 from connector.money import Money
 from tests.factories import make_invoice
+from tests.helpers import run_cessio
 
 TODAY = dt.date(2026, 11, 20)
 PROFILE = FactorProfile(name="f", concentration_floor=Decimal("0"), concentration_limit=Decimal("1"),
                         require_limit=False)
 LIMIT = DebtorLimit("approved", Money.parse("10000.00", "EUR"))
-CESSIO = [sys.executable, "-m", "connector"]
 
 
 def codes(invoice=None, **facts) -> list[str]:
@@ -191,8 +190,7 @@ def _export(path: Path, statuses: dict[str, tuple[str, str]]) -> None:
 
 
 def _cessio(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([*CESSIO, "--config", str(config), *args], capture_output=True, text=True, timeout=120,
-                          cwd=config.parent)
+    done = run_cessio("--config", str(config), *args, cwd=config.parent)
     assert done.returncode == 0, done.stderr
     return done
 

@@ -15,8 +15,6 @@ import io
 import json
 import logging
 import os
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from connector.config import parse_config
 from connector.errors import ConfigError, RetryLater, StopAndAsk
 from connector.logs import JsonFormatter, RedactingFilter, redact, setup_logging
 from connector.store import Store
+from tests.helpers import run_cessio
 from tests.reliability.harness import PROJECT, child_env
 
 CANARY = "CANARY-9f3c1e7a-b2d4-4e61-a0f8-5c7d9e2b1a36"
@@ -84,10 +83,8 @@ token_url = "http://127.0.0.1:9/oauth/token"
 ])
 @pytest.mark.parametrize("log_format", ["text", "json"])
 def test_f4_cli_output_at_debug_never_carries_the_canary(canary_config, tmp_path, args, log_format):
-    proc = subprocess.run([sys.executable, "-m", "connector", "--config", str(canary_config),
-                           "--log-format", log_format, "-vv", *args],
-                          cwd=tmp_path, env=child_env(CESSIO_CANARY=CANARY), capture_output=True, text=True,
-                          timeout=120)
+    proc = run_cessio("--config", str(canary_config), "--log-format", log_format, "-vv", *args,
+                      cwd=tmp_path, env=child_env(CESSIO_CANARY=CANARY))
     assert leaks(proc.stdout) == 0 and leaks(proc.stderr) == 0, (proc.stdout, proc.stderr)
     assert files_leaking(tmp_path) == [str(tmp_path / "client_secret")]
     # an error is one clear line, never a traceback (tracebacks carry URLs, headers and locals' reprs)
@@ -245,9 +242,8 @@ def test_f4_negative_control_an_unredacted_logger_is_caught():
 def test_f5_world_readable_secret_file_refuses_to_start(canary_config, tmp_path):
     secret_file = tmp_path / "client_secret"
     secret_file.chmod(0o644)
-    proc = subprocess.run([sys.executable, "-m", "connector", "--config", str(canary_config), "check"],
-                          cwd=tmp_path, env=child_env(CESSIO_CANARY=CANARY), capture_output=True, text=True,
-                          timeout=60)
+    proc = run_cessio("--config", str(canary_config), "check", cwd=tmp_path, env=child_env(CESSIO_CANARY=CANARY),
+                      timeout=60)
     assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
     assert "client_secret" in proc.stderr and "chmod 600" in proc.stderr
     assert leaks(proc.stderr + proc.stdout) == 0
@@ -268,9 +264,8 @@ def test_f4_assign_at_debug_against_the_sandbox_never_logs_the_token(tmp_path, m
                                       read_timeout='"0.5"', deadline='"30"', batch_size=2, lease_seconds=1)
         with Store(tmp_path / "cessio.db") as store:
             factors.seed_invoices(store, 6, debtors=2)
-        proc = subprocess.run([sys.executable, "-m", "connector", "--config", str(config), "--log-format", log_format,
-                               "-vv", "assign"], cwd=tmp_path, env=child_env(CESSIO_CANARY=CANARY),
-                              capture_output=True, text=True, timeout=180)
+        proc = run_cessio("--config", str(config), "--log-format", log_format, "-vv", "assign", cwd=tmp_path,
+                          env=child_env(CESSIO_CANARY=CANARY), timeout=180)
         held = []
         for _ in range(50):  # the listing itself meets the injected faults now and then
             try:
