@@ -44,6 +44,25 @@ def _invoices_store(db: Path, count: int = 30) -> None:
             store.save_invoice(make_invoice(number="B0005", amount="105.50", erp_status="paid"))  # row only
 
 
+def _reconciled_and_posted(db: Path, *, seed: int, n_invoices: int, n_lines: int) -> tuple[int, int]:
+    """A generated scenario's invoices and camt.053 statement, reconciled and posted to the ledger through the
+    real code: (lines matched automatically, receipts posted to the ledger)."""
+    from connector.reconcile.engine import run_reconciliation
+    from connector.reconcile.generator import generate, scenario_camt
+    from connector.reconcile.importing import import_bytes
+    from connector.reconcile.ledger import post_ledger
+
+    scenario = generate(seed, n_invoices=n_invoices, n_lines=n_lines)
+    config = parse_config(RECON_CONFIG)
+    with Store(db, actor="test") as store:
+        with store.transaction():
+            store.save_invoices(scenario.invoices)
+        import_bytes(store, scenario_camt(scenario), file_name="camt053.xml")
+        matched = run_reconciliation(store, config).auto
+        posted = post_ledger(store, config).posted
+    return matched, posted
+
+
 def _check(db: Path, *args: str) -> tuple[int, str]:
     result = CliRunner().invoke(cli, ["--db", str(db), "check", *args])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.output
@@ -93,21 +112,11 @@ def _fail_lines(output: str) -> list[str]:
 
 def test_a_store_built_through_the_real_code_passes(tmp_path):
     """Invoices, versions, a statement, a reconciliation and its ledger: every pass has rows, none fails."""
-    from connector.reconcile.engine import run_reconciliation
-    from connector.reconcile.generator import generate, scenario_camt
-    from connector.reconcile.importing import import_bytes
-    from connector.reconcile.ledger import post_ledger
-
     db = tmp_path / "real.db"
     _invoices_store(db)
-    scenario = generate(20261206, n_invoices=150, n_lines=120)
-    config = parse_config(RECON_CONFIG)
+    matched, posted = _reconciled_and_posted(db, seed=20261206, n_invoices=150, n_lines=120)
+    assert matched > 0 and posted > 0, (matched, posted)
     with Store(db, actor="test") as store:
-        with store.transaction():
-            store.save_invoices(scenario.invoices)
-        import_bytes(store, scenario_camt(scenario), file_name="camt053.xml")
-        assert run_reconciliation(store, config).auto > 0
-        assert post_ledger(store, config).posted > 0
         verdict = store.verify_business_rows()
     assert verdict.ok, [str(m) for m in verdict.mismatches]
     assert verdict.counts["versions"] > verdict.counts["invoices"] >= 180
@@ -213,20 +222,9 @@ def test_at_most_max_listed_rows_then_the_count(db):
 
 
 def test_an_unbalanced_ledger_piece_and_a_changed_statement_line_are_reported(tmp_path):
-    from connector.reconcile.engine import run_reconciliation
-    from connector.reconcile.generator import generate, scenario_camt
-    from connector.reconcile.importing import import_bytes
-    from connector.reconcile.ledger import post_ledger
-
     db = tmp_path / "ledger.db"
-    scenario = generate(7, n_invoices=60, n_lines=50)
-    config = parse_config(RECON_CONFIG)
+    _reconciled_and_posted(db, seed=7, n_invoices=60, n_lines=50)
     with Store(db, actor="test") as store:
-        with store.transaction():
-            store.save_invoices(scenario.invoices)
-        import_bytes(store, scenario_camt(scenario), file_name="camt053.xml")
-        run_reconciliation(store, config)
-        post_ledger(store, config)
         piece = store.ledger_rows()[0]
         line = store.statement_line_rows()[0]
     # ledger rows refuse UPDATE: a scribble bypasses triggers, an extra INSERT stands for it here
