@@ -20,7 +20,7 @@ import requests
 
 from connector.adapter import Adapter, Rejected
 from connector.config import SecretRef
-from connector.errors import ConfigError, Quarantine, RetryLater, StopAndAsk
+from connector.errors import ConfigError, Quarantine, RetryLater, StopAndAsk, parse_retry_after
 from connector.model import Invoice
 
 
@@ -78,6 +78,9 @@ class TrytonEncoder(json.JSONEncoder):
         return super().default(o)
 
 
+MAX_RETRY_AFTER = 900.0  # seconds: the longest wait an ERP (or its proxy) can ask for
+
+
 class JsonRpcClient:
     """POST ``{"id", "method", "params"}`` to one URL; the caller adds authentication headers.
 
@@ -88,8 +91,6 @@ class JsonRpcClient:
     not_found_hint = "check the url and database"
     # answers that mean the credentials were refused: a ConfigError (a person fixes the config), not a stop
     refused_statuses: tuple[int, ...] = (401, 403)
-    # whether a 429/5xx answer's Retry-After header becomes the RetryLater hint
-    reads_retry_after = True
 
     def __init__(self, url: str, *, timeout: tuple[float, float] = (5.0, 60.0)) -> None:
         self.url = url
@@ -126,7 +127,7 @@ class JsonRpcClient:
         if response.status_code == 404:
             raise ConfigError(f"{self.url}: not found (HTTP 404); {self.not_found_hint}")
         if response.status_code == 429 or response.status_code >= 500:
-            hint = _retry_after(response.headers.get("Retry-After")) if self.reads_retry_after else None
+            hint = parse_retry_after(response.headers.get("Retry-After"), MAX_RETRY_AFTER)
             raise RetryLater(f"{self.url}: HTTP {response.status_code}", retry_after=hint)
         if response.status_code != 200:
             raise StopAndAsk(f"{self.url}: unexpected HTTP {response.status_code}")
@@ -192,10 +193,3 @@ class ErpAdapter(Adapter):
 
     def close(self) -> None:
         self.client.close()
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return float(value) if value else None
-    except ValueError:
-        return None

@@ -348,9 +348,9 @@ class OdooClient(JsonRpcClient):
 
     not_found_hint = "check the url"  # the database is a login argument here, not part of the URL
     # Odoo refuses a login inside a 200 answer (see OdooAdapter._call); a 401/403 can only come from a proxy in
-    # front of it, which this client has always treated as a stop, and it has never read Retry-After
+    # front of it (a stop for a person to look at, not a credentials error). A 429/503 of that proxy with a
+    # Retry-After is honoured, as for Tryton.
     refused_statuses = ()
-    reads_retry_after = False
 
     def encode(self, payload: dict[str, Any]) -> str:
         return json.dumps({**payload, "id": self._id})

@@ -14,6 +14,8 @@ only ever catches these.
 from __future__ import annotations
 
 import contextlib
+import email.utils
+import time
 from collections.abc import Iterator
 
 
@@ -32,6 +34,21 @@ class RetryLater(CessioError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+def parse_retry_after(value: str | None, cap: float) -> float | None:
+    """A ``Retry-After`` header (delta-seconds or an HTTP-date) as seconds for :class:`RetryLater`, clamped to
+    ``[0, cap]``: it is an untrusted server value ("inf", a date in 2099 or garbage must not stall a job)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return min(float(value), cap)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return max(0.0, min(moment.timestamp() - time.time(), cap))
 
 
 class Quarantine(CessioError):

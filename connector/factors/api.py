@@ -16,7 +16,6 @@ Auth: a bearer token, or OAuth2 client credentials (token fetched once, refreshe
 
 from __future__ import annotations
 
-import email.utils
 import random
 import threading
 import time
@@ -28,7 +27,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_before_delay, wait_random_exponential
 
-from connector.errors import ConfigError, RetryLater
+from connector.errors import ConfigError, RetryLater, parse_retry_after
 from connector.factors.profile import FactorProfile
 
 
@@ -54,20 +53,6 @@ class Definitive(DeliveryError):
 
 class BreakerOpen(NotSent):
     pass
-
-
-def parse_retry_after(value: str | None, cap: float) -> float | None:
-    """Delta-seconds or an HTTP-date, clamped to ``cap`` (it is an untrusted server value)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return min(float(value), cap)
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, min(moment.timestamp() - time.time(), cap))
 
 
 class CircuitBreaker:
