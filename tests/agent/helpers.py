@@ -132,14 +132,46 @@ class AgentProcess:
         self._log.close()
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1,
+             agent: AgentProcess | None = None) -> Any:
+    """Poll ``predicate`` until it is truthy; on time-out the error shows the last value and the agent's log."""
     deadline = time.monotonic() + timeout
+    value = None
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last value {value!r})"
+                         + (f"\n--- agent log (tail) ---\n{agent.log[-4000:]}" if agent else ""))
+
+
+def kill_when(agent: AgentProcess, predicate: Callable[[], Any], timeout: float, what: str,
+              run_slice: float = 0.01) -> Any:
+    """SIGKILL ``agent`` in a state where ``predicate`` holds, without racing it.
+
+    The agent is frozen (SIGSTOP) while the predicate looks at the store, so the state it is killed in is
+    the state that was looked at; between looks it runs for ``run_slice`` seconds only, so a fast machine
+    cannot carry it through the whole window between two looks (the CI flake of a plain poll-then-kill).
+    """
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        agent.signal(signal.SIGSTOP)
+        try:
+            value = predicate()
+            if value:
+                agent.signal(signal.SIGKILL)  # delivered even to a stopped process
+                agent.wait(10)
+                return value
+        finally:
+            if agent.proc.poll() is None:
+                agent.signal(signal.SIGCONT)
+        if agent.proc.poll() is not None:
+            break
+        time.sleep(run_slice)
+    raise AssertionError(f"gave up after {timeout}s waiting for {what} (last value {value!r}, agent exit "
+                         f"{agent.proc.poll()})\n--- agent log (tail) ---\n{agent.log[-4000:]}")
 
 
 def with_store(folder: Path, fn: Callable[[Store], Any]) -> Any:
@@ -151,6 +183,19 @@ def runs(folder: Path, job_id: str) -> list[dict[str, Any]]:
     if not (folder / "cessio.db").exists():
         return []
     return with_store(folder, lambda s: s.job_runs_of(job_id))
+
+
+def stored_invoices_now(folder: Path) -> int:
+    """How many invoices the store holds, read without ever taking the write lock (no migration), so that
+    it can look at the store of a frozen agent; 0 while the agent has not created its schema yet."""
+    if not (folder / "cessio.db").exists():
+        return 0
+    from connector.store.migrations import migrations
+
+    with Store(folder / "cessio.db", actor="test", migrate=False) as store:
+        if migrations.pending(store.db):
+            return 0
+        return store.count_invoices()
 
 
 def invoice_numbers(folder: Path) -> list[str]:

@@ -15,8 +15,10 @@ from tests.agent.helpers import (
     free_port,
     invoice_numbers,
     invoice_total,
+    kill_when,
     reconciliation,
     runs,
+    stored_invoices_now,
     wait_for,
     with_store,
     write_config,
@@ -149,10 +151,7 @@ def test_sigkill_then_restart_resumes_with_nothing_lost_or_doubled(tmp_path):
     agent = AgentProcess(agent_folder)
     try:
         # kill it while the pull is committing batches (some invoices stored, not all)
-        wait_for(lambda: 0 < len(invoice_numbers(agent_folder)) < 3000 if (agent_folder / "cessio.db").exists()
-                 else 0, 30, "the pull to be half-way", interval=0.02)
-        agent.signal(signal.SIGKILL)
-        agent.wait(10)
+        kill_when(agent, lambda: 0 < stored_invoices_now(agent_folder) < 3000, 60, "the pull to be half-way")
     finally:
         agent.stop()
     partial = len(invoice_numbers(agent_folder))
