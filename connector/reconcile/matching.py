@@ -37,7 +37,7 @@ import re
 import time
 import unicodedata
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -299,7 +299,8 @@ GLUED_PREFIXES = ("FACTURE", "FACT", "FAC", "INVOICE", "INV", "RECHNUNG", "RG", 
 class OpenItems:
     """Open items indexed every way the cascade looks them up; ``open`` is updated as cash is applied."""
 
-    def __init__(self, items: Sequence[OpenItem], learned_ibans: dict[str, str] | None = None) -> None:
+    def __init__(self, items: Sequence[OpenItem],
+                 learned_ibans: Mapping[str, Iterable[str]] | None = None) -> None:
         self.items = list(items)
         self.open = [item.open_minor for item in self.items]
         self.by_full: dict[str, list[int]] = defaultdict(list)
@@ -352,10 +353,10 @@ class OpenItems:
                     for token in normalised_name.split():
                         if len(token) >= 3:
                             self.name_tokens[token].add(item.debtor_key)
-        for iban, debtor in (learned_ibans or {}).items():
+        for iban, debtors in (learned_ibans or {}).items():
             normalised = norm_iban(iban)
             if normalised:
-                self.iban_debtors[normalised].add(debtor)
+                self.iban_debtors[normalised].update(debtors)
 
     def settle(self, index: int, amount: int) -> None:
         """Reduce what is open of an item (cash applied in this run), keeping the amount index current."""
@@ -974,7 +975,7 @@ class Matcher:
 
 
 def run_matching(lines: Sequence[LineView], items: Sequence[OpenItem], config: MatchConfig, *,
-                 exponents: dict[str, int], learned_ibans: dict[str, str] | None = None,
+                 exponents: dict[str, int], learned_ibans: Mapping[str, Iterable[str]] | None = None,
                  rejected: dict[int, set[int]] | None = None) -> tuple[list[Decision], dict[str, float]]:
     """Decide every line; returns the decisions and timings (index build and matching, in seconds)."""
     started = time.perf_counter()

@@ -57,15 +57,19 @@ class ReconciliationMixin:
             "json_extract(data, '$.references') AS refs FROM statement_lines "
             f"WHERE match_status IN ('open', 'suggested'){extra} ORDER BY booking_date, id", excluded)]
 
-    def recon_learned_ibans(self) -> dict[str, str]:
-        """Payer IBAN → debtor, from decided allocations (an IBAN seen for two debtors is left out)."""
+    def recon_learned_ibans(self) -> dict[str, set[str]]:
+        """Payer IBAN → the debtors it is known to pay for, from decided allocations: a line whose decided
+        allocations are all of one debtor teaches its IBAN that debtor (the rule the matcher applies inside a
+        run, so that a run's last state and the next run's first state agree; an IBAN seen for two debtors
+        is then ambiguous in both)."""
         pairs: dict[str, set[str]] = {}
         for row in self._all(
-                "SELECT DISTINCT l.counterparty_iban, i.buyer_key FROM allocations a "
+                "SELECT min(l.counterparty_iban), min(i.buyer_key) FROM allocations a "
                 "JOIN statement_lines l ON l.id = a.line_id JOIN invoices i ON i.id = a.invoice_id "
-                "WHERE a.active = 1 AND a.status IN ('auto', 'manual') AND l.counterparty_iban IS NOT NULL"):
+                "WHERE a.active = 1 AND a.status IN ('auto', 'manual') AND l.counterparty_iban IS NOT NULL "
+                "GROUP BY a.line_id HAVING count(DISTINCT i.buyer_key) = 1"):
             pairs.setdefault(row[0], set()).add(row[1])
-        return {iban: next(iter(d)) for iban, d in pairs.items() if len(d) == 1}
+        return pairs
 
     def recon_rejected_pairs(self) -> dict[int, set[int]]:
         out: dict[int, set[int]] = {}

@@ -9,7 +9,7 @@ import tempfile
 from decimal import Decimal
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from connector.errors import InvariantViolation
@@ -77,6 +77,11 @@ SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[Healt
 
 @SETTINGS
 @given(invoices=invoice_specs, lines=line_specs)
+# found by this test (2026-12-06): the IBAN of debtor 2 pays an invoice of debtor 1 by reference; inside the run
+# that made the IBAN ambiguous, but the store only taught IBANs seen for one debtor, so the next run read
+# the IBAN as debtor 2's again and rewrote the 0.01 line's reason (no_candidate -> identity.no_open_item)
+@example(invoices=[("100.00", 0, False), ("100.00", 1, False)],
+         lines=[([], "exact", 1, 1), ([0], "exact", 1, 1), ([1], "exact", 1, 1)])
 def test_reconcile_invariants_and_rerun(invoices, lines):
     with tempfile.TemporaryDirectory() as folder, Store(Path(folder) / "p.db", actor="test") as store:
         build(store, invoices, lines)
