@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -146,13 +148,15 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
                          + (f"\n--- agent log (tail) ---\n{agent.log[-4000:]}" if agent else ""))
 
 
-def kill_when(agent: AgentProcess, predicate: Callable[[], Any], timeout: float, what: str,
-              run_slice: float = 0.01) -> Any:
-    """SIGKILL ``agent`` in a state where ``predicate`` holds, without racing it.
+def signal_when(agent: AgentProcess, predicate: Callable[[], Any], sig: signal.Signals, timeout: float, what: str,
+                run_slice: float = 0.01) -> Any:
+    """Send ``sig`` to ``agent`` in a state where ``predicate`` holds, without racing it.
 
-    The agent is frozen (SIGSTOP) while the predicate looks at the store, so the state it is killed in is
-    the state that was looked at; between looks it runs for ``run_slice`` seconds only, so a fast machine
-    cannot carry it through the whole window between two looks (the CI flake of a plain poll-then-kill).
+    The agent is frozen (SIGSTOP) while the predicate looks at the store, and the signal is sent before it
+    runs on (SIGCONT), so the state it gets the signal in is the state that was looked at; between looks it
+    runs for ``run_slice`` seconds only, so a fast machine cannot carry it through the whole window between
+    two looks (a 1,500-row pull takes 0.2 s; one look through a fresh Store took 0.36 s: the CI flake of a
+    plain poll-then-signal). The predicate must not wait on a lock: the frozen agent may hold one.
     """
     deadline = time.monotonic() + timeout
     value = None
@@ -161,8 +165,9 @@ def kill_when(agent: AgentProcess, predicate: Callable[[], Any], timeout: float,
         try:
             value = predicate()
             if value:
-                agent.signal(signal.SIGKILL)  # delivered even to a stopped process
-                agent.wait(10)
+                agent.signal(sig)  # SIGKILL acts on a stopped process; others wait for the SIGCONT below
+                if sig == signal.SIGKILL:
+                    agent.wait(10)
                 return value
         finally:
             if agent.proc.poll() is None:
@@ -174,6 +179,20 @@ def kill_when(agent: AgentProcess, predicate: Callable[[], Any], timeout: float,
                          f"{agent.proc.poll()})\n--- agent log (tail) ---\n{agent.log[-4000:]}")
 
 
+def stored_invoices_now(folder: Path) -> int:
+    """How many invoices the agent's store holds, for :func:`signal_when`: read through a read-only
+    connection that gives up at once on a lock (the frozen agent may hold one while it creates the store,
+    and a Store would wait for it, set the journal mode or migrate); 0 until the schema is there."""
+    path = folder / "cessio.db"
+    if not path.exists():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=0.05)) as conn:
+            return conn.execute("SELECT count(*) FROM invoices").fetchone()[0]
+    except sqlite3.OperationalError:  # locked, or no invoices table yet
+        return 0
+
+
 def with_store(folder: Path, fn: Callable[[Store], Any]) -> Any:
     with Store(folder / "cessio.db", actor="test") as store:
         return fn(store)
@@ -183,19 +202,6 @@ def runs(folder: Path, job_id: str) -> list[dict[str, Any]]:
     if not (folder / "cessio.db").exists():
         return []
     return with_store(folder, lambda s: s.job_runs_of(job_id))
-
-
-def stored_invoices_now(folder: Path) -> int:
-    """How many invoices the store holds, read without ever taking the write lock (no migration), so that
-    it can look at the store of a frozen agent; 0 while the agent has not created its schema yet."""
-    if not (folder / "cessio.db").exists():
-        return 0
-    from connector.store.migrations import migrations
-
-    with Store(folder / "cessio.db", actor="test", migrate=False) as store:
-        if migrations.pending(store.db):
-            return 0
-        return store.count_invoices()
 
 
 def invoice_numbers(folder: Path) -> list[str]:

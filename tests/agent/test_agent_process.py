@@ -15,9 +15,9 @@ from tests.agent.helpers import (
     free_port,
     invoice_numbers,
     invoice_total,
-    kill_when,
     reconciliation,
     runs,
+    signal_when,
     stored_invoices_now,
     wait_for,
     with_store,
@@ -151,7 +151,8 @@ def test_sigkill_then_restart_resumes_with_nothing_lost_or_doubled(tmp_path):
     agent = AgentProcess(agent_folder)
     try:
         # kill it while the pull is committing batches (some invoices stored, not all)
-        kill_when(agent, lambda: 0 < stored_invoices_now(agent_folder) < 3000, 60, "the pull to be half-way")
+        signal_when(agent, lambda: 0 < stored_invoices_now(agent_folder) < 3000, signal.SIGKILL, 60,
+                    "the pull to be half-way")
     finally:
         agent.stop()
     partial = len(invoice_numbers(agent_folder))
@@ -227,10 +228,9 @@ def test_sigterm_during_a_job_waits_for_it_within_the_bound(tmp_path, stop_timeo
     numbers = write_export(tmp_path / "exports" / "big.csv", 1, rows)
     agent = AgentProcess(tmp_path)
     try:
-        wait_for(lambda: 0 < len(invoice_numbers(tmp_path)) < rows if (tmp_path / "cessio.db").exists() else 0,
-                 30, "the pull to be under way", interval=0.02)
+        signal_when(agent, lambda: 0 < stored_invoices_now(tmp_path) < rows, signal.SIGTERM, 60,
+                    "the pull to be under way")
         started = time.monotonic()
-        agent.signal(signal.SIGTERM)
         code = agent.wait(stop_timeout + 10)
         elapsed = time.monotonic() - started
     finally:
