@@ -15,6 +15,7 @@ import io
 import json
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,26 @@ from connector.money import Money
 from connector.web import auth, i18n
 
 PAGE_SIZE = 50
+MAX_PAGE = 1_000_000  # 50 million rows; beyond it an offset would overflow SQLite's integers (a 500 before)
+
+
+@dataclass(frozen=True)
+class Page:
+    """The page of a list view (``?page=N``, 1-based, :data:`PAGE_SIZE` rows a page)."""
+
+    number: int
+
+    @property
+    def limit(self) -> int:
+        return PAGE_SIZE
+
+    @property
+    def offset(self) -> int:
+        return (self.number - 1) * PAGE_SIZE
+
+    def count(self, total: int) -> int:
+        """How many pages ``total`` rows fill (at least one, for an empty list)."""
+        return max(1, -(-total // PAGE_SIZE))
 DEFAULT_LOG_DAYS = 31
 SESSION_COOKIE = "cessio_desk"
 LOGIN_CSRF_COOKIE = "cessio_login_csrf"
@@ -159,11 +180,11 @@ def create_app(store_path: str | Path, *, config: Any = None, secure_cookies: bo
             return checked
         return wrap
 
-    def page_number() -> int:
+    def page_number() -> Page:
         try:
-            return max(1, int(request.args.get("page", "1")))
+            return Page(min(max(1, int(request.args.get("page", "1"))), MAX_PAGE))
         except ValueError:
-            return 1
+            return Page(1)
 
     # -- login ---------------------------------------------------------------------------------------
     @app.route("/login", methods=["GET", "POST"])
@@ -215,7 +236,7 @@ def create_app(store_path: str | Path, *, config: Any = None, secure_cookies: bo
         page = page_number()
         with g.store.snapshot():
             total = g.store.desk_queue_count()
-            lines = g.store.desk_queue_lines(limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+            lines = g.store.desk_queue_lines(limit=page.limit, offset=page.offset)
             allocations = g.store.desk_line_allocations([line["id"] for line in lines])
         by_line: dict[int, list[dict[str, Any]]] = {}
         for allocation in allocations:
@@ -239,7 +260,7 @@ def create_app(store_path: str | Path, *, config: Any = None, secure_cookies: bo
                                           if a["status"] in ("auto", "manual"))
         review = {name: library_function("connector.reconcile.review", name) is not None
                   for name in ("accept_suggestion", "reject_suggestion", "allocate_manually")}
-        return render_template("queue.html", lines=lines, total=total, page=page, pages=max(1, -(-total // PAGE_SIZE)),
+        return render_template("queue.html", lines=lines, total=total, page=page.number, pages=page.count(total),
                                review=review)
 
     def review_action(name: str, *args: Any) -> Any:
@@ -319,13 +340,13 @@ def create_app(store_path: str | Path, *, config: Any = None, secure_cookies: bo
         page = page_number()
         filters = log_filters()
         with g.store.snapshot():
-            rows, totals = g.store.desk_log_page_and_totals(filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+            rows, totals = g.store.desk_log_page_and_totals(filters, limit=page.limit, offset=page.offset)
             choices = g.store.desk_log_choices()
         count = sum(t["n"] for t in totals)
         export_ready = library_function("connector.reconcile.export", "reconciliation_rows") is not None
         args = {**request.args.to_dict(), "date_from": filters["date_from"]}
-        return render_template("log.html", rows=rows, totals=totals, choices=choices, page=page,
-                               pages=max(1, -(-count // PAGE_SIZE)), args=args, export_ready=export_ready)
+        return render_template("log.html", rows=rows, totals=totals, choices=choices, page=page.number,
+                               pages=page.count(count), args=args, export_ready=export_ready)
 
     @app.get("/log/export.csv")
     def log_export() -> Any:
@@ -351,7 +372,7 @@ def create_app(store_path: str | Path, *, config: Any = None, secure_cookies: bo
         page = page_number()
         with g.store.snapshot():
             total = g.store.desk_assignment_count()
-            rows = g.store.desk_assignment_page(limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+            rows = g.store.desk_assignment_page(limit=page.limit, offset=page.offset)
             limits = g.store.desk_limit_use()
             accounts = g.store.desk_factor_accounts()
             gaps = list(reversed(g.store.factor_gap_rows()))[:100]  # the factor current-account journal, newest first
@@ -369,7 +390,7 @@ def create_app(store_path: str | Path, *, config: Any = None, secure_cookies: bo
             item["use_pct"] = (Decimal(item["used_minor"] * 100) / item["limit_minor"]).quantize(Decimal("1")) \
                 if item["limit_minor"] else None
         return render_template("assignments.html", rows=rows, limits=limits, accounts=accounts, gaps=gaps,
-                               settled=settled, page=page, pages=max(1, -(-total // PAGE_SIZE)))
+                               settled=settled, page=page.number, pages=page.count(total))
 
     # -- quarantine -------------------------------------------------------------------------------------------
     @app.get("/quarantine")
@@ -378,9 +399,9 @@ def create_app(store_path: str | Path, *, config: Any = None, secure_cookies: bo
         status = "resolved" if request.args.get("status") == "resolved" else "open"
         with g.store.snapshot():
             total = g.store.desk_quarantine_count(status)
-            rows = g.store.desk_quarantine_page(status, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
-        return render_template("quarantine.html", rows=rows, status=status, page=page,
-                               pages=max(1, -(-total // PAGE_SIZE)))
+            rows = g.store.desk_quarantine_page(status, limit=page.limit, offset=page.offset)
+        return render_template("quarantine.html", rows=rows, status=status, page=page.number,
+                               pages=page.count(total))
 
     @app.post("/quarantine/<int:entry_id>/retry")
     @requires("retry")
@@ -412,9 +433,9 @@ def create_app(store_path: str | Path, *, config: Any = None, secure_cookies: bo
     def audit_log() -> Any:
         page = page_number()
         actor = request.args.get("actor", "").strip()
-        rows = g.store.desk_audit_page(actor=actor, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
-        return render_template("audit.html", rows=rows, actor=actor, page=page,
-                               pages=page + 1 if len(rows) == PAGE_SIZE else page)
+        rows = g.store.desk_audit_page(actor=actor, limit=page.limit, offset=page.offset)
+        return render_template("audit.html", rows=rows, actor=actor, page=page.number,
+                               pages=page.number + 1 if len(rows) == page.limit else page.number)
 
     @app.errorhandler(400)
     @app.errorhandler(403)
