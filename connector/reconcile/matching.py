@@ -23,6 +23,11 @@ The cascade (the first rule that decides wins):
    or exactly one combination of its open items (subset sum, bounded in time), decides.
 4. ``amount_only`` — neither: open items of exactly this amount are only ever suggested.
 
+Payer accounts: an IBAN names a debtor when every debtor it is known for is that one: the buyer IBANs
+the invoices carry, plus what decided lines taught (a line whose decided allocations are all of one debtor
+teaches its IBAN that debtor, in a run as it goes and from the store at the start of the next, by the same
+rule, so that a run's result is a fixed point). An IBAN that paid for two debtors names neither.
+
 Ambiguity is never automatic: two items of the same debtor with the same amount and no reference, two
 subsets with the right sum, a split of a short payment across several items all go to review.
 Confidence: ``auto`` only at or above ``MatchConfig.auto_threshold`` and only on rules that a reference
