@@ -29,6 +29,13 @@ from connector.web import auth, i18n
 
 PAGE_SIZE = 50
 MAX_PAGE = 1_000_000  # 50 million rows; beyond it an offset would overflow SQLite's integers (a 500 before)
+DEFAULT_LOG_DAYS = 31
+SESSION_COOKIE = "cessio_desk"
+LOGIN_CSRF_COOKIE = "cessio_login_csrf"
+LANG_COOKIE = "cessio_lang"
+LOG_FILTERS = ("date_from", "date_to", "account", "debtor", "status", "rule", "amount_min", "amount_max")
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
 
 @dataclass(frozen=True)
@@ -48,13 +55,6 @@ class Page:
     def count(self, total: int) -> int:
         """How many pages ``total`` rows fill (at least one, for an empty list)."""
         return max(1, -(-total // PAGE_SIZE))
-DEFAULT_LOG_DAYS = 31
-SESSION_COOKIE = "cessio_desk"
-LOGIN_CSRF_COOKIE = "cessio_login_csrf"
-LANG_COOKIE = "cessio_lang"
-LOG_FILTERS = ("date_from", "date_to", "account", "debtor", "status", "rule", "amount_min", "amount_max")
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 
 
 def library_function(module: str, name: str) -> Callable[..., Any] | None:

@@ -134,9 +134,8 @@ class AgentProcess:
         self._log.close()
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1,
-             agent: AgentProcess | None = None) -> Any:
-    """Poll ``predicate`` until it is truthy; on time-out the error shows the last value and the agent's log."""
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    """Poll ``predicate`` until it is truthy; on time-out the error shows the last value it gave."""
     deadline = time.monotonic() + timeout
     value = None
     while time.monotonic() < deadline:
@@ -144,8 +143,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last value {value!r})"
-                         + (f"\n--- agent log (tail) ---\n{agent.log[-4000:]}" if agent else ""))
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last value {value!r})")
 
 
 def signal_when(agent: AgentProcess, predicate: Callable[[], Any], sig: signal.Signals, timeout: float, what: str,
