@@ -139,6 +139,7 @@ def main() -> None:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("CREATE TABLE original (sha256 TEXT PRIMARY KEY, name TEXT, body BLOB)")
             batch: list[tuple[str, str, bytes]] = []
+            size = 0
 
             def commit() -> None:
                 conn.execute("BEGIN IMMEDIATE")
@@ -146,10 +147,12 @@ def main() -> None:
                 conn.execute("COMMIT")
                 batch.clear()
 
-            for name, data in xml_docs:
+            for name, data in xml_docs:  # the batching rule of ingest_many
                 batch.append((hashlib.sha256(data).hexdigest(), name, data))
-                if len(batch) >= BATCH_DOCUMENTS or sum(len(b) for *_, b in batch) >= BATCH_BYTES:
+                size += len(data)
+                if len(batch) >= BATCH_DOCUMENTS or size >= BATCH_BYTES:
                     commit()
+                    size = 0
             if batch:
                 commit()
             conn.close()
